@@ -46,6 +46,21 @@ class DirSettings(_Section):
     refresh_interval_ms: int = Field(30000, ge=100)
 
 
+# One class per folder so a partial section (only `refresh-interval-ms`, say) keeps its
+# own default `external-dir` instead of failing as "field required".
+class CatalogDirSettings(DirSettings):
+    external_dir: str = "agents"
+    refresh_interval_ms: int = Field(10000, ge=100)
+
+
+class ModelDirSettings(DirSettings):
+    external_dir: str = "models"
+
+
+class ViewportDirSettings(DirSettings):
+    external_dir: str = "viewports"
+
+
 class DataSettings(_Section):
     external_dir: str = "data"
 
@@ -170,9 +185,9 @@ class DemoProviderSettings(_Section):
 
 
 class AgentSettings(_Section):
-    catalog: DirSettings = DirSettings(external_dir="agents", refresh_interval_ms=10000)
-    model: DirSettings = DirSettings(external_dir="models")
-    viewport: DirSettings = DirSettings(external_dir="viewports")
+    catalog: CatalogDirSettings = CatalogDirSettings()
+    model: ModelDirSettings = ModelDirSettings()
+    viewport: ViewportDirSettings = ViewportDirSettings()
     data: DataSettings = DataSettings()
     capability: CapabilitySettings = CapabilitySettings()
     tools: ToolsSettings = Field(default_factory=ToolsSettings)

@@ -70,6 +70,7 @@ class ToolDef:
     tool_key: str | None = None  # frontend: viewport key (capability file base name, lower-cased)
     tool_type: str = "function"  # backend/action: "function"; frontend: viewport type ("html", "qlc"…)
     file: str = ""
+    version: str = ""  # content hash of the capability file ("builtin" for the plan tools)
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI-style tool schema sent to providers."""
