@@ -1,0 +1,196 @@
+"""The one place vendor failures become :class:`agentgw.errors.ProviderError`.
+
+Adapters wrap their whole call in :func:`map_provider_errors` (transport failures:
+connect, timeout, disconnect) and call the small constructors below for what they
+detect in the protocol itself (HTTP status, error chunks, malformed JSON, early close).
+Codes, as they appear in ``run.error``:
+
+=========================  =====================================================  =========
+code                       cause                                                  retriable
+=========================  =====================================================  =========
+provider_connect_error     refused / unreachable / connect timeout / bad URL      yes
+provider_http_error        HTTP status ≥ 400 (body excerpt kept)                  429, 408, 5xx
+provider_timeout           no byte within ``idle_timeout_s``                      before a delta
+provider_early_close       stream ended before a finish / ``[DONE]`` / stop       before a delta
+provider_stream_error      an error reported inside a 200 stream                  overload, before a delta
+provider_malformed_chunk   a chunk that is not the JSON the protocol promises     no
+provider_config_error      the call cannot be made (no base-url, bad protocol)    no
+=========================  =====================================================  =========
+
+"Before a delta": once anything reached the client a retry would repeat it (SPEC §4.3).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from agentgw.errors import ProviderError
+from agentgw.providers.base import ModelCall
+
+EXCERPT_CHARS = 500
+_WS = re.compile(r"\s+")
+_RETRIABLE_STREAM_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "server_error"})
+
+
+class StreamState:
+    """What an adapter has done so far; decides whether a failure may be retried."""
+
+    __slots__ = ("emitted",)
+
+    def __init__(self) -> None:
+        self.emitted = False
+
+
+def excerpt(raw: str | bytes, limit: int = EXCERPT_CHARS) -> str:
+    """A short, single-line view of a body or chunk for error messages."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = _WS.sub(" ", text).strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _error_message(payload: Any) -> tuple[str, str, Any]:
+    """``(message, type, code)`` from the error objects OpenAI, Anthropic, Groq and OpenRouter send."""
+    err = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("msg") or ""
+        return str(message), str(err.get("type") or ""), err.get("code") or err.get("status_code")
+    if isinstance(err, str):
+        return err, "", None
+    return "", "", None
+
+
+def _error(
+    call: ModelCall,
+    code: str,
+    message: str,
+    *,
+    status: int | None = None,
+    body: str = "",
+    retriable: bool = False,
+) -> ProviderError:
+    return ProviderError(
+        code,
+        message,
+        provider=call.provider_key,
+        model=call.model_id,
+        status=status,
+        body=body,
+        retriable=retriable,
+    )
+
+
+def config_error(call: ModelCall, message: str) -> ProviderError:
+    """The call cannot be made at all (no base-url, unknown protocol)."""
+    return _error(call, "provider_config_error", message)
+
+
+def http_error(call: ModelCall, status: int, body: bytes) -> ProviderError:
+    """An HTTP status ≥ 400; JSON error bodies (also those answering a stream request) are read."""
+    message = ""
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if parsed is not None:
+        message, _, _ = _error_message(parsed)
+    text = excerpt(orjson.dumps(parsed) if parsed is not None else body)
+    retriable = status in (408, 429) or status >= 500
+    return _error(
+        call,
+        "provider_http_error",
+        message or "provider answered with an HTTP error",
+        status=status,
+        body=text,
+        retriable=retriable,
+    )
+
+
+def stream_error(call: ModelCall, state: StreamState, payload: Any, raw: bytes) -> ProviderError:
+    """An error object inside an HTTP 200 stream (OpenRouter chunk, Groq/Anthropic ``event: error``)."""
+    message, kind, code = _error_message(payload)
+    retriable = not state.emitted and (
+        kind in _RETRIABLE_STREAM_TYPES or (isinstance(code, int) and (code == 429 or code >= 500))
+    )
+    label = " ".join(str(p) for p in (kind, code) if p)
+    text = message or "error event in the stream"
+    return _error(
+        call,
+        "provider_stream_error",
+        f"provider reported an error mid-stream ({label}): {text}" if label else text,
+        body=excerpt(raw),
+        retriable=retriable,
+    )
+
+
+def malformed_chunk(call: ModelCall, raw: bytes, reason: str) -> ProviderError:
+    """A chunk that is not the JSON the protocol promises; names an excerpt of it."""
+    return _error(
+        call,
+        "provider_malformed_chunk",
+        f"malformed stream chunk ({reason})",
+        body=excerpt(raw, 200),
+    )
+
+
+def early_close(call: ModelCall, state: StreamState, what: str) -> ProviderError:
+    """The body ended cleanly but before the protocol's end marker (``what``)."""
+    return _error(
+        call,
+        "provider_early_close",
+        f"stream closed before {what}",
+        retriable=not state.emitted,
+    )
+
+
+@contextmanager
+def map_provider_errors(call: ModelCall, state: StreamState) -> Iterator[None]:
+    """Translate transport exceptions raised inside the block into :class:`ProviderError`.
+
+    Cancellation and generator close pass through untouched: they are the consumer
+    stopping, not the provider failing.
+    """
+    try:
+        yield
+    except ProviderError:
+        raise
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise _error(
+            call,
+            "provider_connect_error",
+            f"connect timed out after {call.connect_timeout_s:g}s",
+            retriable=True,
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise _error(
+            call, "provider_connect_error", f"cannot connect: {exc.os_error or exc}", retriable=True
+        ) from exc
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+        raise _error(call, "provider_connect_error", f"invalid provider URL: {exc}", retriable=False) from exc
+    except TimeoutError as exc:  # aiohttp's sock_read timeout (SocketTimeoutError) lands here
+        raise _error(
+            call,
+            "provider_timeout",
+            f"no data from the provider for {call.idle_timeout_s:g}s",
+            retriable=not state.emitted,
+        ) from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError) as exc:
+        raise _error(
+            call,
+            "provider_early_close",
+            f"connection closed by the provider mid-stream: {exc}",
+            retriable=not state.emitted,
+        ) from exc
+    except aiohttp.ClientError as exc:
+        # Anything else the client raises is a transport failure before or during the exchange.
+        raise _error(
+            call,
+            "provider_connect_error",
+            f"transport error: {type(exc).__name__}: {exc}",
+            retriable=not state.emitted,
+        ) from exc

@@ -1,0 +1,186 @@
+"""The streaming driver shared by the protocol adapters.
+
+An adapter supplies the request (URL, headers, JSON body) and a *frame handler* that turns
+one SSE frame into provider events; :func:`run_stream` does the rest, identically for every
+protocol: POST, status and content-type checks, reading the body as it arrives, frame
+splitting, yielding each event the moment it is parsed (SPEC §4.1), the interaction log,
+failure mapping and closing the response.
+
+Closing the generator (``aclose()``, or cancelling the task iterating it) closes the HTTP
+response and with it the provider connection, so a cancelled run stops being billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from agentgw.errors import ProviderError
+from agentgw.providers import errors
+from agentgw.providers.base import Finish, ModelCall, ProviderEvent
+from agentgw.providers.errors import StreamState, map_provider_errors
+from agentgw.providers.log import InteractionLog
+from agentgw.providers.sse import SSEParser
+
+ERROR_BODY_LIMIT = 64 * 1024
+JSON_BODY_LIMIT = 1024 * 1024
+_VERSIONED = re.compile(r"/v\d+$")
+
+_FINISH = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "eos": "stop",
+    "tool_calls": "tool_calls",
+    "tool_use": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "content_filter": "content_filter",
+    "refusal": "content_filter",
+    "sensitive": "content_filter",
+}
+
+
+def normalise_finish(raw: str | None, saw_tool_call: bool) -> Finish:
+    """Map a vendor finish/stop reason to stop | tool_calls | length | content_filter | other.
+
+    ``raw=None`` (a stream that ended cleanly without naming a reason) reads as
+    ``tool_calls`` when tool calls were streamed, else ``stop``.
+    """
+    if raw is None:
+        return Finish("tool_calls" if saw_tool_call else "stop", None)
+    return Finish(_FINISH.get(raw, "other"), raw)
+
+
+def versioned_base(base_url: str) -> tuple[str, bool]:
+    """``(base without trailing '/', whether it already ends in a /v<N> version segment)``.
+
+    SPEC §11.6 names ``/v1``; any ``/v<N>`` is treated alike so bases such as Zhipu's
+    ``…/api/paas/v4`` or Volcengine's ``…/api/v3`` work without a NEWAPI path.
+    """
+    base = base_url.rstrip("/")
+    return base, bool(_VERSIONED.search(base))
+
+
+def as_int(value: Any) -> int:
+    """Token counts arrive as int, null or (rarely) float; anything else counts as 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    return 0
+
+
+class FrameHandler(Protocol):
+    """Protocol-specific part of a stream: one instance per call."""
+
+    state: StreamState
+    done: bool
+
+    def frame(self, event: bytes | None, data: bytes) -> list[ProviderEvent]:
+        """Events of one SSE frame; raises ProviderError for error frames and bad JSON."""
+        ...
+
+    def end(self) -> list[ProviderEvent]:
+        """Events once the body ended (usage, finish); raises ``provider_early_close`` if incomplete."""
+        ...
+
+
+async def _check_response(call: ModelCall, handler: FrameHandler, resp: aiohttp.ClientResponse) -> None:
+    if resp.status >= 400:
+        body = await resp.content.read(ERROR_BODY_LIMIT)
+        raise errors.http_error(call, resp.status, body)
+    ctype = resp.headers.get("Content-Type", "")
+    if ctype.startswith("application/json"):
+        # A 200 JSON answer to a stream request: either an error object or a provider that
+        # ignored ``stream: true``. Neither can be streamed; say which.
+        body = await resp.content.read(JSON_BODY_LIMIT)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and parsed.get("error"):
+            raise errors.stream_error(call, handler.state, parsed, body)
+        raise errors.malformed_chunk(call, body, f"expected text/event-stream, got {ctype}")
+
+
+def _frame_events(
+    call: ModelCall, handler: FrameHandler, event_name: bytes | None, data: bytes
+) -> list[ProviderEvent]:
+    # Handlers read chunks assuming the documented shapes; valid JSON of another shape
+    # (a list where an object belongs…) surfaces here as a malformed chunk, not a crash.
+    try:
+        return handler.frame(event_name, data)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        raise errors.malformed_chunk(call, data, f"unexpected shape: {type(exc).__name__}: {exc}") from exc
+
+
+async def run_stream(
+    session: aiohttp.ClientSession,
+    call: ModelCall,
+    url: str,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any],
+    handler: FrameHandler,
+    log: InteractionLog | None,
+) -> AsyncGenerator[ProviderEvent, None]:
+    """POST ``body`` to ``url`` and yield the handler's events as the stream is read."""
+    state = handler.state
+    clog = log.open(call, url, headers, body) if log is not None else None
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=call.connect_timeout_s, sock_read=call.idle_timeout_s
+    )
+    resp: aiohttp.ClientResponse | None = None
+    completed = False
+    try:
+        with map_provider_errors(call, state):
+            resp = await session.post(url, data=orjson.dumps(body), headers=headers, timeout=timeout)
+            await _check_response(call, handler, resp)
+            sse = SSEParser()
+            feed = sse.feed
+            async for chunk in resp.content.iter_any():
+                for event_name, data in feed(chunk):
+                    for event in _frame_events(call, handler, event_name, data):
+                        state.emitted = True
+                        if clog is not None:
+                            clog.event(event)
+                        yield event
+                if handler.done:
+                    break
+            else:
+                for event_name, data in sse.flush():
+                    for event in _frame_events(call, handler, event_name, data):
+                        state.emitted = True
+                        if clog is not None:
+                            clog.event(event)
+                        yield event
+            for event in handler.end():
+                if clog is not None:
+                    clog.event(event)
+                yield event
+            completed = True
+    except ProviderError as exc:
+        if clog is not None:
+            clog.error(exc)
+        raise
+    except (GeneratorExit, asyncio.CancelledError) as exc:
+        if clog is not None:
+            clog.closed(type(exc).__name__)
+        raise
+    finally:
+        if resp is not None:
+            if completed:
+                resp.release()
+            else:
+                # Not drained: close the connection rather than pool it, so the provider
+                # sees the client go away and stops generating.
+                resp.close()
