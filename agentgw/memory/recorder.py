@@ -1,0 +1,492 @@
+"""Turn a run's live events into chat-file lines (SPEC §7, format V3.1).
+
+The engine feeds every emitted event to :meth:`RunRecorder.on_event`, synchronously, on the
+hot path: per-delta work is one dict lookup and one list append; texts are joined and lines
+written only in :meth:`RunRecorder.flush_step` (after each model turn's tool results) and
+:meth:`RunRecorder.finish`.
+
+Message rules:
+
+- an assistant message holds exactly one of ``content[]``, ``reasoning_content[]``,
+  ``tool_calls[]`` (one call each: parallel calls are several messages);
+- ``_msgId`` (``m_`` + 8 hex) is shared by every part of one model response; a new one
+  starts at each model turn (``begin_stage``) and after a tool or action result;
+- ``_toolId``/``_actionId``: action events, and tools named in ``memory.chat.action-tools``,
+  are stored with ``_actionId``; every other tool with ``_toolId``;
+- ``_usage`` is the model call's ``usage`` event on every message of that call, or the fixed
+  empty structure when the call reported none (cancelled mid-stream);
+- an interrupted run keeps what was produced: open blocks are stored as they stand;
+- approval decisions (``tool.status``) are kept on the call as ``_toolStatus`` entries.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentgw.memory.format import empty_usage, new_id, now_ms, stored_usage, text_parts
+from agentgw.memory.store import ChatNotFound, ChatStore, chat_name
+from agentgw.settings import Settings
+from agentgw.usage import UsageTotals
+
+log = logging.getLogger(__name__)
+
+# Fields of tool.start / action.start kept to replay tool.snapshot / action.snapshot.
+_TOOL_INFO_KEYS = ("toolType", "toolKey", "toolApi", "toolParams", "toolTimeout", "description")
+_STAGE_ALIASES = {"plain": "oneshot"}
+_TERMINAL = ("run.complete", "run.cancel", "run.error")
+
+
+def _ts(event: dict[str, Any]) -> int:
+    stamp = event.get("timestamp")
+    return stamp if isinstance(stamp, int) else now_ms()
+
+
+def _timing(started: int, ended: int) -> dict[str, int]:
+    return {"startedAt": started, "endedAt": ended, "durationMs": max(0, ended - started)}
+
+
+@dataclass(slots=True)
+class _Block:
+    """A reasoning/content block or a tool/action call being streamed."""
+
+    message: dict[str, Any]
+    parts: list[str] = field(default_factory=list)
+    started: int = 0
+    ended: int | None = None
+    kind: str = "content"  # reasoning | content | tool | action
+
+
+@dataclass(slots=True)
+class _Step:
+    stage: str
+    task_id: str | None
+    system: dict[str, Any] | None
+    messages: list[dict[str, Any]]
+    plan: dict[str, Any] | None
+    sources: list[dict[str, Any]]
+
+
+class RunRecorder:
+    """Records one run of one chat.
+
+    Usage: ``await start(query)``; per model turn ``begin_stage(...)``; ``on_event(e)`` for
+    every emitted event; ``await flush_step()`` after each turn's tool results; at the end
+    ``await finish(status)``. If the chat file disappears (the chat was deleted mid-run) the
+    recorder stops writing and the run goes on.
+    """
+
+    def __init__(self, store: ChatStore, chat_id: str, run_id: str, settings: Settings | None = None) -> None:
+        self.store = store
+        self.chat_id = chat_id
+        self.run_id = run_id
+        if settings is not None:
+            self.action_tools: frozenset[str] = frozenset(settings.memory.chat.action_tools)
+            self.trim_file: bool = settings.memory.chat.trim_file
+        else:
+            self.action_tools, self.trim_file = store.action_tools, store.trim_file
+        self.usage = UsageTotals()  # this run's totals (from the usage events)
+        self._disabled = False
+        self._seq = 0
+        self._stage = "oneshot"
+        self._stage_known = False
+        self._task_id: str | None = None
+        self._system: dict[str, Any] | None = None
+        self._written_any = False
+        self._written_stage: str | None = None
+        self._written_system: dict[str, Any] | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._sealed: list[_Step] = []
+        self._sources: list[dict[str, Any]] = []
+        self._blocks: dict[tuple[str, Any], _Block] = {}
+        self._msg_id: str | None = None
+        self._turn_messages: list[dict[str, Any]] = []  # assistant messages of the current model call
+        self._plan: dict[str, Any] | None = None
+        self._plan_written: dict[str, Any] | None = None
+        self._run_start: dict[str, Any] | None = None
+        self._end: dict[str, Any] | None = None
+        delta = self._on_delta
+        end = self._on_block_end
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "reasoning.start": self._on_reasoning_start,
+            "reasoning.delta": functools.partial(delta, "reasoning", "reasoningId"),
+            "reasoning.end": functools.partial(end, "reasoning", "reasoningId"),
+            "content.start": self._on_content_start,
+            "content.delta": functools.partial(delta, "content", "contentId"),
+            "content.end": functools.partial(end, "content", "contentId"),
+            "tool.start": self._on_tool_start,
+            "tool.args": functools.partial(delta, "tool", "toolId"),
+            "tool.end": functools.partial(end, "tool", "toolId"),
+            "tool.result": functools.partial(self._on_result, "tool", "toolId"),
+            "action.start": self._on_action_start,
+            "action.args": functools.partial(delta, "action", "actionId"),
+            "action.end": functools.partial(end, "action", "actionId"),
+            "action.result": functools.partial(self._on_result, "action", "actionId"),
+            "tool.status": self._on_tool_status,
+            "plan.create": self._on_plan,
+            "plan.update": self._on_plan,
+            "source.snapshot": self._on_source,
+            "usage": self._on_usage,
+            "run.start": self._on_run_start,
+            "run.complete": self._on_terminal,
+            "run.cancel": self._on_terminal,
+            "run.error": self._on_terminal,
+        }
+
+    # ---- engine API -------------------------------------------------------------------
+
+    async def start(self, query: dict[str, Any]) -> None:
+        """Write the run's ``query`` line; the user message opens the run's first step.
+
+        ``query`` should be the ``request.query`` payload; missing ``chatId``, ``requestId``
+        (the run id, §5) and ``role`` are filled in as the live event has them.
+        """
+        stamp = now_ms()
+        query = {**query, "chatId": self.chat_id}
+        if not query.get("requestId"):
+            query["requestId"] = self.run_id
+        if not query.get("role"):
+            query["role"] = "user"
+        message = str(query.get("message") or "")
+        if not await self.store.exists(self.chat_id):
+            # The engine normally creates the chat (with its owner) before the run starts.
+            await self.store.create_chat(
+                self.chat_id, chat_name(message), str(query.get("agentKey") or ""), "", None
+            )
+        line = {
+            "_type": "query",
+            "chatId": self.chat_id,
+            "runId": self.run_id,
+            "updatedAt": stamp,
+            "query": query,
+        }
+        await self._write(line)
+        role = query.get("role")
+        self._pending.append(
+            {
+                "role": role if role in ("user", "system", "assistant") else "user",
+                "content": text_parts(message),
+                "ts": stamp,
+            }
+        )
+
+    def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
+        """A model turn begins: set the stage, system snapshot and task of what follows."""
+        stage = _STAGE_ALIASES.get(stage, stage)
+        # Before the first turn only the user message is pending: it joins the first stage.
+        changed = stage != self._stage or task_id != self._task_id
+        if self._stage_known and changed and self._has_news():
+            self._seal()
+        self._stage_known = True
+        self._stage, self._task_id = stage, task_id
+        if system is not None:
+            self._system = system
+        self._msg_id = None
+        self._turn_messages = []
+
+    def set_plan(self, plan: dict[str, Any]) -> None:
+        """The run's plan changed (same effect as seeing its ``plan.update`` event)."""
+        self._on_plan({"plan": plan})
+
+    def add_user_message(self, text: str, ts: int | None = None) -> None:
+        """Record a user message the engine adds itself (a PLAN_EXECUTE task prompt)."""
+        self._pending.append({"role": "user", "content": text_parts(text), "ts": ts or now_ms()})
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Take one emitted event. Cheap: no I/O, O(1) per delta."""
+        handler = self._handlers.get(event.get("type", ""))
+        if handler is not None:
+            handler(event)
+
+    async def flush_step(self) -> None:
+        """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
+        if self._has_news():
+            self._seal()
+        while self._sealed:
+            step = self._sealed.pop(0)
+            await self._write(self._step_line(step))
+
+    async def finish(self, status: str = "completed") -> None:
+        """Store what is left, how the run ended, and the run's usage in the chat index.
+
+        The terminal event seen by :meth:`on_event` decides the end; without one, ``status``
+        does: ``completed``/``timeout``/``cancelled``/``failed``.
+        """
+        stamp = now_ms()
+        for block in self._blocks.values():
+            if block.ended is None:
+                self._close_block(block, stamp)
+        await self.flush_step()
+        end = self._end or _end_from_status(status)
+        line = self._step_line(_Step(self._stage, self._task_id, None, [], None, []))
+        line["_end"] = end
+        await self._write(line)
+        if self._disabled:
+            return
+        try:
+            await self.store.record_run_end(self.chat_id, self.usage, stamp)
+            if self.trim_file:
+                await self.store.trim_to_window(self.chat_id)
+        except ChatNotFound:
+            log.info("chat %s was deleted during run %s; index not updated", self.chat_id, self.run_id)
+
+    # ---- event handlers ---------------------------------------------------------------
+
+    def _assistant(self, event: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        if self._msg_id is None:
+            self._msg_id = new_id("m")
+        message: dict[str, Any] = {"role": "assistant", **body, "ts": _ts(event), "_msgId": self._msg_id}
+        task_id = event.get("taskId")
+        if isinstance(task_id, str) and task_id != self._task_id:
+            message["_taskId"] = task_id
+        message["_usage"] = empty_usage()
+        self._append_message(message)
+        self._turn_messages.append(message)
+        return message
+
+    def _append_message(self, message: dict[str, Any]) -> None:
+        if self._sources:
+            message["_sources"] = self._sources
+            self._sources = []
+        self._pending.append(message)
+
+    def _on_reasoning_start(self, event: dict[str, Any]) -> None:
+        self._text_block(event, "reasoning", str(event.get("reasoningId") or ""))
+
+    def _on_content_start(self, event: dict[str, Any]) -> None:
+        self._text_block(event, "content", str(event.get("contentId") or ""))
+
+    def _text_block(self, event: dict[str, Any], kind: str, live_id: str) -> _Block:
+        if kind == "reasoning":
+            message = self._assistant(event, {"reasoning_content": []})
+            message["_reasoningId"] = new_id("r")
+        else:
+            message = self._assistant(event, {"content": []})
+            message["_contentId"] = new_id("c")
+        message["_liveId"] = live_id
+        block = _Block(message, started=_ts(event), kind=kind)
+        self._blocks[(kind, live_id)] = block
+        return block
+
+    def _on_delta(self, kind: str, id_key: str, event: dict[str, Any]) -> None:
+        block = self._blocks.get((kind, event.get(id_key)))
+        if block is None:
+            # A delta without its start (the engine should not do this): open the block here.
+            block_id = str(event.get(id_key) or "")
+            if kind in ("reasoning", "content"):
+                block = self._text_block(event, kind, block_id)
+            else:
+                block = self._call_block(event, kind, block_id, "")
+        text = event.get("delta")
+        if isinstance(text, str):
+            block.parts.append(text)
+
+    def _on_block_end(self, kind: str, id_key: str, event: dict[str, Any]) -> None:
+        block = self._blocks.get((kind, event.get(id_key)))
+        if block is not None and block.ended is None:
+            self._close_block(block, _ts(event))
+
+    def _close_block(self, block: _Block, stamp: int) -> None:
+        block.ended = stamp
+        text = "".join(block.parts)
+        message = block.message
+        if block.kind == "reasoning":
+            message["reasoning_content"] = text_parts(text)
+        elif block.kind == "content":
+            message["content"] = text_parts(text)
+        else:
+            message["tool_calls"][0]["function"]["arguments"] = text
+        message["_timing"] = _timing(block.started, stamp)
+
+    def _call_block(self, event: dict[str, Any], kind: str, call_id: str, name: str) -> _Block:
+        call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        message = self._assistant(event, {"tool_calls": [call]})
+        is_action = kind == "action" or name in self.action_tools
+        message["_actionId" if is_action else "_toolId"] = call_id
+        info: dict[str, Any] = {"kind": kind}
+        for key in _TOOL_INFO_KEYS:
+            if key in event and event[key] is not None:
+                info[key] = event[key]
+        message["_toolInfo"] = info
+        block = _Block(message, started=_ts(event), kind=kind)
+        self._blocks[(kind, call_id)] = block
+        return block
+
+    def _on_tool_start(self, event: dict[str, Any]) -> None:
+        self._call_block(event, "tool", str(event.get("toolId") or ""), str(event.get("toolName") or ""))
+
+    def _on_action_start(self, event: dict[str, Any]) -> None:
+        self._call_block(
+            event, "action", str(event.get("actionId") or ""), str(event.get("actionName") or "")
+        )
+
+    def _on_result(self, kind: str, id_key: str, event: dict[str, Any]) -> None:
+        call_id = str(event.get(id_key) or "")
+        block = self._blocks.get((kind, call_id))
+        stamp = _ts(event)
+        if block is not None and block.ended is None:
+            self._close_block(block, stamp)
+        name = block.message["tool_calls"][0]["function"]["name"] if block is not None else ""
+        result = event.get("result")
+        text = result if isinstance(result, str) else ("" if result is None else str(result))
+        message: dict[str, Any] = {
+            "role": "tool",
+            "name": name,
+            "tool_call_id": call_id,
+            "content": text_parts(text),
+            "ts": stamp,
+        }
+        is_action = kind == "action" or name in self.action_tools
+        message["_actionId" if is_action else "_toolId"] = call_id
+        if block is not None:
+            task_id = block.message.get("_taskId")
+            if task_id is not None:
+                message["_taskId"] = task_id
+            message["_timing"] = _timing(block.ended or stamp, stamp)
+        self._append_message(message)
+        # What the model says after a result is a new response part: it gets a new _msgId.
+        self._msg_id = None
+
+    def _on_tool_status(self, event: dict[str, Any]) -> None:
+        # Approval decisions (§10.4) are kept on the call they were about.
+        block = self._blocks.get(("tool", event.get("toolId")))
+        if block is None:
+            return
+        entry: dict[str, Any] = {"status": event.get("status"), "ts": _ts(event)}
+        if event.get("detail") is not None:
+            entry["detail"] = event["detail"]
+        block.message.setdefault("_toolStatus", []).append(entry)
+
+    def _on_plan(self, event: dict[str, Any]) -> None:
+        plan = event.get("plan")
+        if isinstance(plan, dict):
+            tasks = plan.get("tasks")
+            # Copied: the engine may keep mutating its plan object after emitting it.
+            self._plan = {
+                **plan,
+                "planId": plan.get("planId") or event.get("planId"),
+                "tasks": [dict(t) for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else [],
+            }
+
+    def _on_source(self, event: dict[str, Any]) -> None:
+        self._sources.append(_payload(event))
+
+    def _on_usage(self, event: dict[str, Any]) -> None:
+        self.usage.add_call(event)
+        usage = stored_usage(event)
+        for message in self._turn_messages:
+            message["_usage"] = dict(usage)
+
+    def _on_run_start(self, event: dict[str, Any]) -> None:
+        self._run_start = _payload(event)
+
+    def _on_terminal(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "run.complete":
+            self._end = {"type": kind, "finishReason": event.get("finishReason") or "end_turn"}
+        elif kind == "run.error":
+            error = event.get("error")
+            self._end = {"type": kind, "error": error if isinstance(error, dict) else {"message": str(error)}}
+        else:
+            self._end = {"type": kind}
+
+    # ---- steps ------------------------------------------------------------------------
+
+    def _has_news(self) -> bool:
+        return bool(self._pending) or bool(self._sources) or self._plan != self._last_plan()
+
+    def _last_plan(self) -> dict[str, Any] | None:
+        for step in reversed(self._sealed):
+            if step.plan is not None:
+                return step.plan
+        return self._plan_written
+
+    def _seal(self) -> None:
+        plan = self._plan if self._plan != self._last_plan() else None
+        self._sealed.append(
+            _Step(self._stage, self._task_id, self._system, self._pending, plan, self._sources)
+        )
+        self._pending, self._sources = [], []
+
+    def _step_line(self, step: _Step) -> dict[str, Any]:
+        self._seq += 1
+        line: dict[str, Any] = {
+            "_type": "step",
+            "chatId": self.chat_id,
+            "runId": self.run_id,
+            "_stage": step.stage,
+            "_seq": self._seq,
+            "updatedAt": now_ms(),
+        }
+        if step.task_id is not None:
+            line["taskId"] = step.task_id
+        if step.system is not None and (
+            not self._written_any
+            or (step.stage != self._written_stage and step.system != self._written_system)
+        ):
+            line["system"] = step.system
+            self._written_system = step.system
+        if not self._written_any and self._run_start is not None:
+            line["_runStart"] = self._run_start
+        if step.plan is not None:
+            line["plan"] = step.plan
+            self._plan_written = step.plan
+        line["messages"] = _finished(step.messages, self._blocks.values())
+        if step.sources:
+            line["_sources"] = step.sources
+        self._written_any = True
+        self._written_stage = step.stage
+        return line
+
+    async def _write(self, line: dict[str, Any]) -> None:
+        if self._disabled:
+            return
+        try:
+            await self.store.append_line(self.chat_id, line, create=line.get("_type") == "query")
+        except ChatNotFound:
+            self._disabled = True
+            log.info("chat %s was deleted during run %s; recording stops", self.chat_id, self.run_id)
+
+
+def _payload(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in ("seq", "type", "timestamp")}
+
+
+def _finished(messages: list[dict[str, Any]], blocks: Iterable[_Block]) -> list[dict[str, Any]]:
+    """Messages as they stand now; a block still streaming is stored with its text so far."""
+    open_blocks = {id(b.message): b for b in blocks if b.ended is None}
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        block = open_blocks.get(id(message))
+        if block is None:
+            out.append(message)
+            continue
+        text = "".join(block.parts)
+        copy = dict(message)
+        if block.kind == "reasoning":
+            copy["reasoning_content"] = text_parts(text)
+        elif block.kind == "content":
+            copy["content"] = text_parts(text)
+        else:
+            call = dict(copy["tool_calls"][0])
+            call["function"] = {**call["function"], "arguments": text}
+            copy["tool_calls"] = [call]
+        out.append(copy)
+    return out
+
+
+def _end_from_status(status: str) -> dict[str, Any]:
+    status = status.lower().removeprefix("run.")
+    if status in ("cancelled", "canceled", "cancel"):
+        return {"type": "run.cancel"}
+    if status in ("failed", "error"):
+        return {
+            "type": "run.error",
+            "error": {"code": "run_failed", "message": "run failed", "retriable": False},
+        }
+    if status == "timeout":
+        return {"type": "run.complete", "finishReason": "timeout"}
+    return {"type": "run.complete", "finishReason": "end_turn"}

@@ -1,0 +1,611 @@
+"""The chat store: one JSONL file per chat plus an index (SPEC §7, §11.8).
+
+Layout under ``memory.chat.dir``::
+
+    {chatId}.json     the chat, JSON Lines, append-only (format V3.1, see ``format.py``)
+    _chats.jsonl      the index: one JSON object per line, the last line of a chatId wins
+    _chats.jsonl.lock flock(2) target serialising index writers across processes
+
+Durability and concurrency:
+
+- Every line is written with one ``os.write`` on an ``O_APPEND`` descriptor, so lines from
+  several tasks or processes never interleave (Linux serialises appends to a regular file).
+  Within a process one asyncio lock per chat orders the writers.
+- No fsync per line: a crash may lose or tear the last line. A torn last line is skipped on
+  read, and the next append starts with a newline so it never glues onto the fragment.
+  Rewrites (index compaction, ``trim-file``) go to a temp file that is fsynced and then
+  ``os.replace``-d, so a reader sees the old file or the new one, never a mix.
+- Index updates are rare (chat created, run ended, chat deleted). A writer takes an
+  exclusive flock, re-reads the index tail, appends one full record (or a ``_deleted``
+  tombstone), and compacts the file when stale lines outnumber live ones. Readers take no
+  lock: they only ever consume complete lines.
+- ``trim-file`` and deletion replace or remove a chat file; across instances the per-chat
+  run lock (one run per chat at a time) is what keeps them from racing an append.
+
+The window is read backwards from the end of the file, so loading the last ``k`` runs costs
+the same for a chat of 20 runs as for one of 10,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agentgw.errors import RequestError, SettingsError
+from agentgw.memory.format import normalize_line, normalize_plan, now_ms
+from agentgw.settings import Settings, resolve_dir
+from agentgw.usage import UsageTotals
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "_chats.jsonl"
+CHAT_NAME_MAX = 30
+_BLOCK_SIZE = 64 * 1024
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_PUBLIC_FIELDS = ("chatId", "chatName", "firstAgentKey", "firstAgentName", "createdAt", "updatedAt")
+
+
+class ChatNotFound(RequestError):
+    """The chat has no file (never created, or deleted). Answered as 404."""
+
+    def __init__(self, chat_id: str) -> None:
+        super().__init__(404, f"chat not found: {chat_id}")
+        self.chat_id = chat_id
+
+
+def parse_chat_id(value: object) -> str:
+    """Validate a chat id: a UUID in its 8-4-4-4-12 hex form, returned lower-cased.
+
+    Only this form is accepted, so a chat id can never name a path outside the chat folder.
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    if not _UUID_RE.match(text):
+        shown = repr(value) if not isinstance(value, str) else repr(value[:80])
+        raise RequestError(
+            400, f"invalid chatId {shown}: expected a UUID like 123e4567-e89b-12d3-a456-426614174000"
+        )
+    return text.lower()
+
+
+def chat_name(message: str) -> str:
+    """A chat's name from its first message: whitespace runs collapsed, cut to 30 code points."""
+    return " ".join(message.split())[:CHAT_NAME_MAX]
+
+
+chat_name_of = chat_name  # the name the query route imports
+
+
+def can_access(owner: str | None, principal: str | None) -> bool:
+    """Whether ``principal`` may read a chat owned by ``owner``.
+
+    Without auth (no principal) every chat is reachable. A chat created while auth was off
+    has no owner and stays reachable (the query route treats it the same way); otherwise
+    only the owner's.
+    """
+    return principal is None or owner is None or owner == principal
+
+
+@dataclass(slots=True)
+class StoredRun:
+    """The lines of one run, in file order."""
+
+    run_id: str
+    query: dict[str, Any] | None = None  # the ``query`` line (``None`` for a run whose query line is lost)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def group_runs(lines: list[dict[str, Any]]) -> list[StoredRun]:
+    """Group lines by ``runId`` in order of first appearance."""
+    runs: dict[str, StoredRun] = {}
+    for line in lines:
+        run_id = line.get("runId")
+        if not isinstance(run_id, str):
+            continue
+        run = runs.get(run_id)
+        if run is None:
+            run = runs[run_id] = StoredRun(run_id)
+        kind = line.get("_type")
+        if kind == "query":
+            if run.query is None:
+                run.query = line
+        elif kind == "step":
+            run.steps.append(line)
+    return list(runs.values())
+
+
+def _check_charset(name: str) -> str:
+    try:
+        codec = codecs.lookup(name)
+    except LookupError as exc:
+        raise SettingsError("memory.chat.charset", f"unknown charset {name!r}") from exc
+    # Lines are split on b"\n" and JSON punctuation is matched as bytes: the charset must
+    # encode ASCII as ASCII (UTF-16/32 do not).
+    if "{\n".encode(codec.name) != b"{\n":
+        raise SettingsError("memory.chat.charset", f"charset {name!r} is not ASCII-compatible")
+    return codec.name
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _replace_atomically(target: Path, write: Callable[[int], None]) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            write(fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(target.parent)
+
+
+class _Codec:
+    """JSON lines in the configured charset (UTF-8 takes the fast path)."""
+
+    def __init__(self, charset: str) -> None:
+        self.charset = charset
+        self.utf8 = charset == "utf-8"
+
+    def encode(self, obj: Any) -> bytes:
+        raw = orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS)
+        if not self.utf8:
+            raw = raw.decode("utf-8").encode(self.charset, errors="replace")
+        return raw + b"\n"
+
+    def decode(self, raw: bytes) -> dict[str, Any] | None:
+        raw = raw.strip()
+        if not raw:
+            return None
+        try:
+            obj = orjson.loads(raw if self.utf8 else raw.decode(self.charset))
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return obj if isinstance(obj, dict) else None
+
+
+class _ChatIndex:
+    """``_chats.jsonl``: an in-memory view kept current by reading only what was appended."""
+
+    def __init__(self, path: Path, codec: _Codec) -> None:
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.codec = codec
+        self._records: dict[str, dict[str, Any]] = {}
+        self._ino: int | None = None
+        self._offset = 0
+        self._lines = 0
+        self._mutex = threading.Lock()
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._records, self._ino, self._offset, self._lines = {}, None, 0, 0
+            return
+        if st.st_ino != self._ino or st.st_size < self._offset:
+            # Replaced by a compaction (here or in another process): read it again whole.
+            self._records, self._ino, self._offset, self._lines = {}, st.st_ino, 0, 0
+        if st.st_size <= self._offset:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset)
+            data = fh.read(st.st_size - self._offset)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return  # only an incomplete line so far: wait for its newline
+        for raw in data[:end].split(b"\n"):
+            self._apply(raw)
+        self._offset += end + 1
+
+    def _apply(self, raw: bytes) -> None:
+        record = self.codec.decode(raw)
+        if record is None:
+            return
+        chat_id = record.get("chatId")
+        if not isinstance(chat_id, str):
+            return
+        self._lines += 1
+        if record.get("_deleted"):
+            self._records.pop(chat_id, None)
+        else:
+            self._records[chat_id] = record
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self._mutex:
+            self._refresh()
+            return dict(self._records)
+
+    def get(self, chat_id: str) -> dict[str, Any] | None:
+        with self._mutex:
+            self._refresh()
+            record = self._records.get(chat_id)
+            return dict(record) if record is not None else None
+
+    def update(
+        self, chat_id: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Apply ``change`` to the current record and append the result (``None`` deletes).
+
+        ``change`` may return the very record it was given to mean "no change".
+        """
+        with self._mutex:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                self._refresh()
+                current = self._records.get(chat_id)
+                result = change(dict(current) if current is not None else None)
+                if result is None:
+                    if current is None:
+                        return None
+                    line: dict[str, Any] = {"chatId": chat_id, "_deleted": True, "updatedAt": now_ms()}
+                elif result == current:
+                    return dict(result)
+                else:
+                    line = result
+                self._append(line)
+                if self._lines > 2 * len(self._records) + 64:
+                    self._compact()
+                return dict(result) if result is not None else None
+            finally:
+                os.close(lock_fd)  # closing releases the flock
+
+    def _append(self, line: dict[str, Any]) -> None:
+        data = self.codec.encode(line)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        self._refresh()
+
+    def _compact(self) -> None:
+        records = list(self._records.values())
+
+        def write(fd: int) -> None:
+            _write_all(fd, b"".join(self.codec.encode(r) for r in records))
+
+        _replace_atomically(self.path, write)
+        st = os.stat(self.path)
+        self._ino, self._offset, self._lines = st.st_ino, st.st_size, len(records)
+
+
+class ChatStore:
+    """Chat files and their index under ``memory.chat.dir``.
+
+    ``bytes_read`` counts the bytes read from chat files; it lets tests check that a window
+    load reads a bounded amount whatever the chat's length.
+    """
+
+    def __init__(self, settings: Settings, *, block_size: int = _BLOCK_SIZE) -> None:
+        cfg = settings.memory.chat
+        self.dir = resolve_dir(cfg.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.k = cfg.k
+        self.trim_file = cfg.trim_file
+        self.action_tools = frozenset(cfg.action_tools)
+        self.codec = _Codec(_check_charset(cfg.charset))
+        self.block_size = block_size
+        self.bytes_read = 0
+        self._index = _ChatIndex(self.dir / INDEX_NAME, self.codec)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # ---- paths and locks --------------------------------------------------------------
+
+    def chat_path(self, chat_id: str) -> Path:
+        """The file of a chat; ``chat_id`` is validated first, so the path stays in the folder."""
+        return self.dir / f"{parse_chat_id(chat_id)}.json"
+
+    def lock(self, chat_id: str) -> asyncio.Lock:
+        """The asyncio lock ordering this process's writers of one chat file."""
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[chat_id] = lock
+        return lock
+
+    # ---- chats and the index ----------------------------------------------------------
+
+    async def exists(self, chat_id: str) -> bool:
+        path = self.chat_path(chat_id)
+        return await asyncio.to_thread(path.is_file)
+
+    async def create_chat(
+        self, chat_id: str, name: str, agent_key: str, agent_name: str, owner: str | None = None
+    ) -> dict[str, Any]:
+        """Create the chat file and its index record; an existing chat is left as it is."""
+        chat_id = parse_chat_id(chat_id)
+        path = self.chat_path(chat_id)
+
+        def change(current: dict[str, Any] | None) -> dict[str, Any]:
+            if current is not None:
+                return current
+            now = now_ms()
+            record: dict[str, Any] = {
+                "chatId": chat_id,
+                "chatName": name,
+                "firstAgentKey": agent_key,
+                "firstAgentName": agent_name,
+                "createdAt": now,
+                "updatedAt": now,
+                "usage": UsageTotals().to_dict(),
+                "hasPlan": False,  # set on the first plan written; absent (other writers) = unknown
+            }
+            if owner is not None:
+                record["owner"] = owner
+            return record
+
+        def create() -> dict[str, Any]:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+            record = self._index.update(chat_id, change)
+            assert record is not None
+            return record
+
+        async with self.lock(chat_id):
+            return await asyncio.to_thread(create)
+
+    async def get_chat(self, chat_id: str) -> dict[str, Any] | None:
+        """The index record of a chat (``owner`` and ``usage`` included), or ``None``."""
+        return await asyncio.to_thread(self._index.get, parse_chat_id(chat_id))
+
+    async def owner_of(self, chat_id: str) -> str | None:
+        record = await self.get_chat(chat_id)
+        owner = record.get("owner") if record else None
+        return owner if isinstance(owner, str) else None
+
+    async def record_run_end(self, chat_id: str, usage: UsageTotals, updated_at: int | None = None) -> None:
+        """A run ended: bump ``updatedAt`` and add its usage to the chat's totals."""
+        chat_id = parse_chat_id(chat_id)
+        stamp = updated_at if updated_at is not None else now_ms()
+
+        def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None:
+                return None
+            totals = UsageTotals.from_dict(current.get("usage"))
+            totals.merge(usage)
+            return {
+                **current,
+                "updatedAt": max(stamp, int(current.get("updatedAt") or 0)),
+                "usage": totals.to_dict(),
+            }
+
+        await asyncio.to_thread(self._index.update, chat_id, change)
+
+    async def list_chats(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Chats newest first (by ``updatedAt``) with usage totals; with a principal, only theirs."""
+        records = await asyncio.to_thread(self._index.snapshot)
+        out: list[dict[str, Any]] = []
+        for record in records.values():
+            owner = record.get("owner")
+            if not can_access(owner if isinstance(owner, str) else None, principal):
+                continue
+            item = {key: record.get(key) for key in _PUBLIC_FIELDS}
+            item["usage"] = UsageTotals.from_dict(record.get("usage")).to_dict()
+            out.append(item)
+        out.sort(key=lambda r: (int(r.get("updatedAt") or 0), int(r.get("createdAt") or 0)), reverse=True)
+        return out
+
+    async def delete_chat(self, chat_id: str) -> bool:
+        """Remove the chat file and its index record; ``False`` when there was neither."""
+        chat_id = parse_chat_id(chat_id)
+        path = self.chat_path(chat_id)
+
+        def delete() -> bool:
+            try:
+                path.unlink()
+                removed = True
+            except FileNotFoundError:
+                removed = False
+            had_record = self._index.get(chat_id) is not None
+            self._index.update(chat_id, lambda _current: None)
+            return removed or had_record
+
+        async with self.lock(chat_id):
+            return await asyncio.to_thread(delete)
+
+    # ---- lines ------------------------------------------------------------------------
+
+    async def append_line(self, chat_id: str, obj: dict[str, Any], *, create: bool = False) -> None:
+        """Append one line. Raises :class:`ChatNotFound` if the file is gone (unless ``create``)."""
+        chat_id = parse_chat_id(chat_id)
+        data = self.codec.encode(obj)
+        mark_plan = obj.get("_type") == "step" and isinstance(obj.get("plan"), dict)
+        async with self.lock(chat_id):
+            await asyncio.to_thread(self._append_sync, chat_id, data, create, mark_plan)
+
+    def _append_sync(self, chat_id: str, data: bytes, create: bool, mark_plan: bool) -> None:
+        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(self.chat_path(chat_id), flags, 0o644)
+        except FileNotFoundError as exc:
+            raise ChatNotFound(chat_id) from exc
+        try:
+            size = os.fstat(fd).st_size
+            # A crash may have left a torn last line; never glue the new line onto it.
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        if mark_plan:
+            # Remember that the chat has a plan, so latest_plan() of plan-less chats reads nothing.
+            self._index.update(
+                chat_id, lambda r: r if r is None or r.get("hasPlan") else {**r, "hasPlan": True}
+            )
+
+    def _pread(self, fd: int, size: int, offset: int) -> bytes:
+        data = os.pread(fd, size, offset)
+        self.bytes_read += len(data)
+        return data
+
+    def _iter_backward(self, fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(start offset, raw line)`` from the last line to the first."""
+        pos = end
+        tail: list[bytes] = []  # pieces of the line being assembled, newest piece first
+        while pos > 0:
+            size = min(self.block_size, pos)
+            pos -= size
+            chunk = self._pread(fd, size, pos)
+            hi = len(chunk)
+            while True:
+                nl = chunk.rfind(b"\n", 0, hi)
+                if nl < 0:
+                    break
+                piece = chunk[nl + 1 : hi]
+                if tail:
+                    piece += b"".join(reversed(tail))
+                    tail = []
+                yield pos + nl + 1, piece
+                hi = nl
+            tail.append(chunk[:hi])
+        yield 0, b"".join(reversed(tail))
+
+    def _scan_window(self, chat_id: str, k: int) -> tuple[list[dict[str, Any]], int]:
+        """The lines of the last ``k`` runs (oldest first) and the offset where they start."""
+        try:
+            fd = os.open(self.chat_path(chat_id), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise ChatNotFound(chat_id) from exc
+        try:
+            end = os.fstat(fd).st_size
+            newest_first: list[dict[str, Any]] = []
+            queries = 0
+            start = 0
+            for offset, raw in self._iter_backward(fd, end):
+                obj = self.codec.decode(raw)
+                if obj is None:
+                    continue  # blank, torn or foreign line
+                newest_first.append(obj)
+                if obj.get("_type") == "query":
+                    queries += 1
+                    if queries >= k:
+                        start = offset
+                        break
+        finally:
+            os.close(fd)
+        newest_first.reverse()
+        return [normalize_line(line) for line in newest_first], start
+
+    async def load_window(self, chat_id: str, k: int | None = None) -> list[StoredRun]:
+        """The last ``k`` runs (default ``memory.chat.k``), reading the file from the end."""
+        chat_id = parse_chat_id(chat_id)
+        k = self.k if k is None else k
+        if k <= 0:
+            return []
+        lines, _start = await asyncio.to_thread(self._scan_window, chat_id, k)
+        return group_runs(lines)[-k:]
+
+    def _read_all(self, chat_id: str) -> list[dict[str, Any]]:
+        try:
+            with open(self.chat_path(chat_id), "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError as exc:
+            raise ChatNotFound(chat_id) from exc
+        self.bytes_read += len(data)
+        out: list[dict[str, Any]] = []
+        bad = 0
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            obj = self.codec.decode(raw)
+            if obj is None:
+                bad += 1
+                continue
+            out.append(normalize_line(obj))
+        if bad:
+            log.warning("chat %s: skipped %d unreadable line(s)", chat_id, bad)
+        return out
+
+    async def read_lines(self, chat_id: str) -> list[dict[str, Any]]:
+        """Every readable line of the chat, oldest first (torn or foreign lines skipped)."""
+        return await asyncio.to_thread(self._read_all, parse_chat_id(chat_id))
+
+    async def latest_plan(self, chat_id: str) -> dict[str, Any] | None:
+        """The chat's latest plan ``{planId, tasks}`` (a stored ``in_progress`` reads as ``init``)."""
+        chat_id = parse_chat_id(chat_id)
+        record = await self.get_chat(chat_id)
+        if record is not None and record.get("hasPlan") is False:
+            return None
+        return await asyncio.to_thread(self._latest_plan_sync, chat_id)
+
+    def _latest_plan_sync(self, chat_id: str) -> dict[str, Any] | None:
+        try:
+            fd = os.open(self.chat_path(chat_id), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            for _offset, raw in self._iter_backward(fd, os.fstat(fd).st_size):
+                if b"plan" not in raw:
+                    continue  # cheap pre-filter: most lines carry no plan
+                obj = self.codec.decode(raw)
+                if obj is None or obj.get("_type") != "step":
+                    continue
+                plan = normalize_plan(normalize_line(obj).get("plan"))
+                if plan is not None:
+                    for task in plan["tasks"]:
+                        if isinstance(task, dict) and task.get("status") == "in_progress":
+                            task["status"] = "init"
+                    return plan
+        finally:
+            os.close(fd)
+        return None
+
+    async def trim_to_window(self, chat_id: str, k: int | None = None) -> bool:
+        """Cut the file to its last ``k`` runs (``memory.chat.trim-file``); ``True`` if it shrank."""
+        chat_id = parse_chat_id(chat_id)
+        k = self.k if k is None else k
+        if k <= 0:
+            return False
+        async with self.lock(chat_id):
+            return await asyncio.to_thread(self._trim_sync, chat_id, k)
+
+    def _trim_sync(self, chat_id: str, k: int) -> bool:
+        _lines, start = self._scan_window(chat_id, k)
+        if start <= 0:
+            return False
+        path = self.chat_path(chat_id)
+
+        def write(out_fd: int) -> None:
+            with open(path, "rb") as src:
+                src.seek(start)
+                while block := src.read(self.block_size):
+                    _write_all(out_fd, block)
+
+        _replace_atomically(path, write)
+        return True

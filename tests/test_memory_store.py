@@ -1,0 +1,395 @@
+"""ChatStore on real files: ids, index, appends, torn lines, concurrency, old names, windows."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agentgw.errors import RequestError, SettingsError
+from agentgw.memory.store import INDEX_NAME, ChatNotFound, ChatStore, chat_name, parse_chat_id
+from agentgw.settings import Settings, load_settings
+from agentgw.usage import UsageTotals
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"memory.chat.dir": str(tmp_path / "chats")}
+    values.update({k.replace("__", "."): v for k, v in overrides.items()})
+    return load_settings(files=(), environ={}, overrides=values)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ChatStore:
+    return ChatStore(make_settings(tmp_path))
+
+
+def query_line(chat_id: str, run_id: str, message: str = "hi") -> dict[str, Any]:
+    return {
+        "_type": "query",
+        "chatId": chat_id,
+        "runId": run_id,
+        "updatedAt": 1,
+        "query": {"message": message},
+    }
+
+
+def step_line(chat_id: str, run_id: str, seq: int, text: str, **extra: Any) -> dict[str, Any]:
+    message = {"role": "assistant", "content": [{"type": "text", "text": text}], "_msgId": "m_00000001"}
+    return {
+        "_type": "step",
+        "chatId": chat_id,
+        "runId": run_id,
+        "_stage": "oneshot",
+        "_seq": seq,
+        "updatedAt": 2,
+        "messages": [message],
+        **extra,
+    }
+
+
+def test_parse_chat_id_accepts_uuids_only() -> None:
+    upper = "123E4567-E89B-12D3-A456-426614174000"
+    assert parse_chat_id(upper) == upper.lower()
+    for bad in (
+        "",
+        "abc",
+        "../../etc/passwd",
+        "123e4567e89b12d3a456426614174000",
+        None,
+        42,
+        "123e4567-e89b-12d3-a456-426614174000/../x",
+        "123e4567-e89b-12d3-a456-42661417400g",
+    ):
+        with pytest.raises(RequestError) as info:
+            parse_chat_id(bad)
+        assert info.value.status == 400 and "invalid chatId" in info.value.msg
+
+
+def test_chat_name_collapses_whitespace_and_cuts_to_30_code_points() -> None:
+    assert chat_name("  hello \n\t  world  ") == "hello world"
+    assert chat_name("你好" * 20) == "你好" * 15
+    emoji = "🙂" * 40
+    assert chat_name(emoji) == "🙂" * 30 and len(chat_name(emoji)) == 30
+    assert chat_name("") == ""
+
+
+async def test_round_trip_index_and_lines(store: ChatStore) -> None:
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    await store.create_chat(first, "First chat", "demo", "Demo", "alice")
+    await asyncio.sleep(0.002)
+    await store.create_chat(second, "Second chat", "react", "React", None)
+    assert await store.exists(first) and await store.exists(second)
+    assert await store.owner_of(first) == "alice" and await store.owner_of(second) is None
+
+    await store.append_line(first, query_line(first, "r1", "héllo 世界"))
+    await store.append_line(first, step_line(first, "r1", 1, "answer"))
+    lines = await store.read_lines(first)
+    assert [line["_type"] for line in lines] == ["query", "step"]
+    assert lines[0]["query"]["message"] == "héllo 世界"
+    raw = store.chat_path(first).read_bytes().splitlines()
+    assert len(raw) == 2 and orjson.loads(raw[1])["messages"][0]["content"][0]["text"] == "answer"
+
+    usage = UsageTotals()
+    usage.add_call({"inputTokens": 10, "outputTokens": 5, "points": 0.25})
+    await store.record_run_end(first, usage)
+    await store.record_run_end(first, usage)
+    chats = await store.list_chats()
+    assert [c["chatId"] for c in chats] == [first, second]  # first was updated last
+    assert chats[0]["chatName"] == "First chat" and chats[0]["firstAgentKey"] == "demo"
+    assert chats[0]["firstAgentName"] == "Demo" and chats[0]["createdAt"] <= chats[0]["updatedAt"]
+    assert chats[0]["usage"]["inputTokens"] == 20 and chats[0]["usage"]["points"] == pytest.approx(0.5)
+    assert chats[1]["usage"]["calls"] == 0
+    assert "owner" not in chats[0]
+    # Creating an existing chat changes nothing.
+    await store.create_chat(first, "other", "x", "X", "bob")
+    assert (await store.get_chat(first) or {})["chatName"] == "First chat"
+    assert await store.owner_of(first) == "alice"
+    # With a principal, other owners' chats are hidden (ownerless ones stay visible).
+    assert [c["chatId"] for c in await store.list_chats("bob")] == [second]
+
+    # A second store on the same folder (another process) sees the same index.
+    other = ChatStore(store_settings(store))
+    assert [c["chatId"] for c in await other.list_chats()] == [first, second]
+
+    assert await store.delete_chat(first)
+    assert not await store.exists(first)
+    assert [c["chatId"] for c in await store.list_chats()] == [second]
+    assert [c["chatId"] for c in await other.list_chats()] == [second]
+    assert not await store.delete_chat(first)
+    with pytest.raises(ChatNotFound):
+        await store.read_lines(first)
+    with pytest.raises(ChatNotFound):
+        await store.append_line(first, step_line(first, "r1", 2, "late"))
+
+
+def store_settings(store: ChatStore) -> Settings:
+    return load_settings(files=(), environ={}, overrides={"memory.chat.dir": str(store.dir)})
+
+
+async def test_torn_last_line_is_skipped_and_next_append_is_clean(store: ChatStore) -> None:
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    await store.append_line(chat_id, query_line(chat_id, "r1"))
+    with store.chat_path(chat_id).open("ab") as fh:
+        fh.write(
+            b'{"_type":"step","chatId":"' + chat_id.encode() + b'","runId":"r1","messa'
+        )  # crash mid-write
+    lines = await store.read_lines(chat_id)
+    assert [line["_type"] for line in lines] == ["query"]
+    assert [r.run_id for r in await store.load_window(chat_id, 5)] == ["r1"]
+
+    await store.append_line(chat_id, step_line(chat_id, "r1", 1, "after crash"))
+    lines = await store.read_lines(chat_id)
+    assert [line["_type"] for line in lines] == ["query", "step"]
+    assert lines[1]["messages"][0]["content"][0]["text"] == "after crash"
+    runs = await store.load_window(chat_id, 5)
+    assert len(runs) == 1 and len(runs[0].steps) == 1
+
+
+async def test_concurrent_appends_never_interleave(store: ChatStore) -> None:
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    payload = "x" * 20000  # lines far larger than PIPE_BUF
+
+    async def writer(n: int) -> None:
+        for i in range(10):
+            await store.append_line(chat_id, step_line(chat_id, f"run{n}", i, f"{n}:{i}:{payload}"))
+
+    await asyncio.gather(*(writer(n) for n in range(20)))
+    raw = store.chat_path(chat_id).read_bytes().split(b"\n")
+    assert raw[-1] == b""
+    parsed = [orjson.loads(line) for line in raw[:-1]]
+    assert len(parsed) == 200
+    seen = {m["messages"][0]["content"][0]["text"].split(":", 2)[0] + ":" + str(m["_seq"]) for m in parsed}
+    assert len(seen) == 200
+
+
+_CHILD = """
+import asyncio, sys
+sys.path.insert(0, {repo!r})
+from agentgw.memory.store import ChatStore
+from agentgw.settings import load_settings
+
+async def main():
+    store = ChatStore(load_settings(files=(), environ={{}}, overrides={{"memory.chat.dir": {dir!r}}}))
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together with the parent
+    for i in range(150):
+        line = {{"_type": "step", "chatId": {chat!r}, "runId": "child", "_stage": "react", "_seq": i,
+                "updatedAt": 1, "messages": [{{"role": "assistant", "content": [{{"type": "text", "text": "c" * 30000}}]}}]}}
+        await store.append_line({chat!r}, line)
+
+asyncio.run(main())
+"""
+
+
+async def test_appends_from_two_processes_never_interleave(store: ChatStore) -> None:
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    code = _CHILD.format(repo=str(REPO), dir=str(store.dir), chat=chat_id)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
+    assert await child.stdout.readline() == b"ready\n"
+    child.stdin.write(b"go\n")
+    await child.stdin.drain()
+    for i in range(150):
+        await store.append_line(chat_id, step_line(chat_id, "parent", i, "p" * 30000))
+    _out, err = await child.communicate()
+    assert child.returncode == 0, err.decode()
+    lines = store.chat_path(chat_id).read_bytes().split(b"\n")
+    parsed = [orjson.loads(line) for line in lines if line]
+    writers = [line["runId"] for line in parsed]
+    assert sum(a != b for a, b in itertools.pairwise(writers)) > 1  # the writes did overlap
+    assert sorted(line["_seq"] for line in parsed if line["runId"] == "child") == list(range(150))
+    assert sorted(line["_seq"] for line in parsed if line["runId"] == "parent") == list(range(150))
+    for line in parsed:
+        text = line["messages"][0]["content"][0]["text"]
+        assert text == ("c" if line["runId"] == "child" else "p") * 30000
+
+
+async def test_old_field_names_are_read(store: ChatStore) -> None:
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "legacy", "demo", "Demo")
+    legacy_step = {
+        "_type": "step",
+        "chatId": chat_id,
+        "runId": "r1",
+        "_stage": "execute",
+        "_seq": 1,
+        "updatedAt": 5,
+        "planSnapshot": {
+            "planId": "p1",
+            "plan": [{"taskId": "t1", "description": "d", "status": "in_progress"}],
+        },
+        "messages": [
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "_toolId": "call_1",
+                        "function": {"name": "x", "arguments": "{}"},
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "name": "x",
+                "tool_call_id": "call_1",
+                "content": [{"type": "text", "text": "ok"}],
+            },
+        ],
+    }
+    path = store.chat_path(chat_id)
+    path.write_bytes(orjson.dumps(query_line(chat_id, "r1")) + b"\n" + orjson.dumps(legacy_step) + b"\n")
+    lines = await store.read_lines(chat_id)
+    step = lines[1]
+    assert "planSnapshot" not in step
+    assert step["plan"] == {
+        "planId": "p1",
+        "tasks": [{"taskId": "t1", "description": "d", "status": "in_progress"}],
+    }
+    assert step["messages"][0]["_toolId"] == "call_1"
+    # Files and index written by another gateway: an index line without ``hasPlan`` (or no
+    # line at all) means "unknown", so latest_plan reads the file.
+    index = store.dir / INDEX_NAME
+    expected = {"planId": "p1", "tasks": [{"taskId": "t1", "description": "d", "status": "init"}]}
+    index.write_bytes(
+        orjson.dumps({"chatId": chat_id, "chatName": "legacy", "createdAt": 1, "updatedAt": 1}) + b"\n"
+    )
+    fresh = ChatStore(store_settings(store))
+    assert await fresh.latest_plan(chat_id) == expected
+    index.write_bytes(b"")
+    fresh = ChatStore(store_settings(store))
+    assert await fresh.latest_plan(chat_id) == expected
+    runs = await fresh.load_window(chat_id, 3)
+    assert runs[0].steps[0]["plan"]["tasks"][0]["taskId"] == "t1"
+    assert (
+        runs[0].steps[0]["plan"]["tasks"][0]["status"] == "in_progress"
+    )  # as stored; only latest_plan maps it
+
+
+async def test_latest_plan_is_none_without_plans_and_reads_nothing(store: ChatStore) -> None:
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    await store.append_line(chat_id, query_line(chat_id, "r1"))
+    await store.append_line(chat_id, step_line(chat_id, "r1", 1, "plain answer"))
+    before = store.bytes_read
+    assert await store.latest_plan(chat_id) is None
+    assert store.bytes_read == before
+    await store.append_line(chat_id, step_line(chat_id, "r1", 2, "x", plan={"planId": "p", "tasks": []}))
+    await store.append_line(chat_id, step_line(chat_id, "r1", 3, "y"))
+    assert await store.latest_plan(chat_id) == {"planId": "p", "tasks": []}
+
+
+async def test_window_read_is_bounded_for_10000_runs(tmp_path: Path) -> None:
+    store = ChatStore(make_settings(tmp_path), block_size=16 * 1024)
+    small, big = str(uuid.uuid4()), str(uuid.uuid4())
+    for chat_id, runs in ((small, 20), (big, 10_000)):
+        await store.create_chat(chat_id, "c", "demo", "Demo")
+        blob = bytearray()
+        for i in range(runs):
+            blob += orjson.dumps(query_line(chat_id, f"run{i}", f"question {i}")) + b"\n"
+            blob += orjson.dumps(step_line(chat_id, f"run{i}", 1, f"answer {i} " + "z" * 200)) + b"\n"
+        with store.chat_path(chat_id).open("ab") as fh:
+            fh.write(bytes(blob))
+    big_size = store.chat_path(big).stat().st_size
+    assert big_size > 3_000_000
+
+    store.bytes_read = 0
+    small_runs = await store.load_window(small, 20)
+    small_read = store.bytes_read
+    store.bytes_read = 0
+    big_runs = await store.load_window(big, 20)
+    big_read = store.bytes_read
+
+    assert [r.run_id for r in small_runs] == [f"run{i}" for i in range(20)]
+    assert [r.run_id for r in big_runs] == [f"run{i}" for i in range(9980, 10_000)]
+    assert all(r.query is not None and len(r.steps) == 1 for r in big_runs)
+    # The window of the 10,000-run chat costs about what the whole 20-run chat costs:
+    # at most one extra block, nowhere near the file size.
+    assert big_read <= small_read + 2 * store.block_size
+    assert big_read < big_size // 50
+
+
+async def test_window_with_a_huge_line(tmp_path: Path) -> None:
+    store = ChatStore(make_settings(tmp_path), block_size=4096)
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    for i in range(3):
+        await store.append_line(chat_id, query_line(chat_id, f"r{i}"))
+        await store.append_line(chat_id, step_line(chat_id, f"r{i}", 1, str(i) * 100_000))
+    runs = await store.load_window(chat_id, 2)
+    assert [r.run_id for r in runs] == ["r1", "r2"]
+    assert runs[1].steps[0]["messages"][0]["content"][0]["text"] == "2" * 100_000
+
+
+async def test_index_survives_many_updates_and_a_torn_line(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    store = ChatStore(settings)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for chat_id in ids:
+        await store.create_chat(chat_id, f"chat {chat_id[:4]}", "demo", "Demo")
+    usage = UsageTotals(input_tokens=1, points=0.001, calls=1)
+    for _ in range(150):
+        await store.record_run_end(ids[0], usage)
+    index = store.dir / INDEX_NAME
+    # Compaction keeps the file small: stale lines never outnumber live ones by much.
+    assert len(index.read_bytes().splitlines()) <= 2 * 3 + 64 + 1
+    with index.open("ab") as fh:
+        fh.write(b'{"chatId": "torn')
+    fresh = ChatStore(settings)
+    chats = {c["chatId"]: c for c in await fresh.list_chats()}
+    assert set(chats) == set(ids)
+    assert chats[ids[0]]["usage"]["inputTokens"] == 150 and chats[ids[0]]["usage"]["calls"] == 150
+    await fresh.delete_chat(ids[1])
+    assert {c["chatId"] for c in await ChatStore(settings).list_chats()} == {ids[0], ids[2]}
+    for line in index.read_bytes().splitlines():
+        if line.strip() and not line.startswith(b'{"chatId": "torn'):
+            orjson.loads(line)
+
+
+async def test_trim_to_window(store: ChatStore) -> None:
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    for i in range(5):
+        await store.append_line(chat_id, query_line(chat_id, f"r{i}"))
+        await store.append_line(chat_id, step_line(chat_id, f"r{i}", 1, f"a{i}"))
+    assert await store.trim_to_window(chat_id, 2)
+    lines = await store.read_lines(chat_id)
+    assert [line["runId"] for line in lines] == ["r3", "r3", "r4", "r4"]
+    assert not await store.trim_to_window(chat_id, 2)
+    await store.append_line(chat_id, query_line(chat_id, "r5"))
+    assert [line["runId"] for line in await store.read_lines(chat_id)][-1] == "r5"
+
+
+def test_charset_must_be_known_and_ascii_compatible(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"memory\.chat\.charset"):
+        ChatStore(make_settings(tmp_path, memory__chat__charset="no-such-charset"))
+    with pytest.raises(SettingsError, match="ASCII-compatible"):
+        ChatStore(make_settings(tmp_path, memory__chat__charset="UTF-16"))
+
+
+async def test_non_utf8_charset_round_trip(tmp_path: Path) -> None:
+    store = ChatStore(make_settings(tmp_path, memory__chat__charset="GBK"))
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "天气", "demo", "Demo")
+    await store.append_line(chat_id, query_line(chat_id, "r1", "上海天气怎么样"))
+    assert "上海天气怎么样".encode("gbk") in store.chat_path(chat_id).read_bytes()
+    lines = await store.read_lines(chat_id)
+    assert lines[0]["query"]["message"] == "上海天气怎么样"
+    runs = await store.load_window(chat_id, 1)
+    assert runs[0].query is not None and runs[0].query["query"]["message"] == "上海天气怎么样"
+    assert (await store.list_chats())[0]["chatName"] == "天气"
