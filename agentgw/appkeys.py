@@ -18,3 +18,6 @@ CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 RUNS: web.AppKey[RunManager] = web.AppKey("runs")
 STORE: web.AppKey[ChatStore] = web.AppKey("store")
+
+# The authenticated subject of a request (set by the auth middleware when auth is on).
+PRINCIPAL: web.RequestKey[str] = web.RequestKey("principal", str)

@@ -21,7 +21,16 @@ class Shape(NamedTuple):
     optional: tuple[str, ...] = ()
 
 
-_TOOL_META = ("taskId", "toolName", "toolType", "toolKey", "toolTimeout", "toolApi", "toolParams", "description")
+_TOOL_META = (
+    "taskId",
+    "toolName",
+    "toolType",
+    "toolKey",
+    "toolTimeout",
+    "toolApi",
+    "toolParams",
+    "description",
+)
 
 EVENT_TYPES: Final[dict[str, Shape]] = {
     # request
@@ -88,7 +97,11 @@ def now_ms() -> int:
 
 def make_event(seq: int, type_: str, fields: dict[str, Any], timestamp: int | None = None) -> dict[str, Any]:
     """Build an event dict with ``seq``, ``type``, ``timestamp`` first; ``None`` fields are dropped."""
-    event: dict[str, Any] = {"seq": seq, "type": type_, "timestamp": now_ms() if timestamp is None else timestamp}
+    event: dict[str, Any] = {
+        "seq": seq,
+        "type": type_,
+        "timestamp": now_ms() if timestamp is None else timestamp,
+    }
     for key, value in fields.items():
         if value is not None:
             event[key] = value

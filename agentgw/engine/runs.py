@@ -1,0 +1,392 @@
+"""Live runs: start, follow, submit, cancel (§4.6, §10.1–§10.3, §10.10).
+
+The :class:`RunManager` owns every run task. A run goes on when its client disconnects
+(a disconnect is not a cancel) and is stored; ``cancel`` ends it with ``run.cancel``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from agentgw.catalog.types import Agent
+from agentgw.engine.modes import ModeRunner, run_oneshot, run_react
+from agentgw.engine.state import RunState
+from agentgw.engine.stream import EventLog
+from agentgw.errors import ProviderError, RequestError, RunAborted
+from agentgw.providers.log import InteractionLog
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from agentgw.catalog.registry import CatalogSnapshot
+    from agentgw.memory.store import ChatStore
+    from agentgw.settings import Settings
+
+logger = logging.getLogger("agentgw.runs")
+
+OnBusy = Literal["reject", "enqueue", "interrupt"]
+KEEP_FINISHED_S = 300.0  # finished runs stay resumable this long
+
+
+def _mode_runner(agent: Agent) -> ModeRunner:
+    if agent.mode == "ONESHOT":
+        return run_oneshot
+    if agent.mode == "REACT":
+        return run_react
+    from agentgw.engine.plan_execute import run_plan_execute
+
+    return run_plan_execute
+
+
+@dataclass(slots=True)
+class Run:
+    state: RunState
+    task: asyncio.Task[None] | None = None
+    finished_at: float | None = None
+    cancel_requested: bool = False
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def log(self) -> EventLog:
+        return self.state.log
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    accepted: bool
+    status: Literal["accepted", "unmatched"]
+    run_id: str
+    tool_id: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "status": self.status,
+            "runId": self.run_id,
+            "toolId": self.tool_id,
+            "detail": self.detail,
+        }
+
+
+class RunManager:
+    def __init__(self, settings: Settings, http: aiohttp.ClientSession, store: ChatStore | None) -> None:
+        self.settings = settings
+        self.http = http
+        self.store = store
+        self.runs: dict[str, Run] = {}
+        self._chat_runs: dict[str, Run] = {}  # chat id → its active run
+        self._chat_locks: dict[str, asyncio.Lock] = {}
+        self._cancelled_early: dict[str, float] = {}  # cancels that arrived before their run
+        self._reaper: asyncio.Task[None] | None = None
+        self.interaction_log = InteractionLog.from_settings(settings)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap_loop(), name="agentgw-run-reaper")
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(30)
+            now = time.monotonic()
+            for run_id in [
+                k for k, r in self.runs.items() if r.finished_at and now - r.finished_at > KEEP_FINISHED_S
+            ]:
+                del self.runs[run_id]
+            for run_id in [k for k, t in self._cancelled_early.items() if now - t > KEEP_FINISHED_S]:
+                del self._cancelled_early[run_id]
+
+    async def wait_idle(self, limit_s: float | None = None) -> bool:
+        """Wait until no run task is running (graceful shutdown, tests); False on timeout."""
+        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+        if not tasks:
+            return True
+        _done, pending = await asyncio.wait(tasks, timeout=limit_s)
+        return not pending
+
+    def active_tasks(self) -> int:
+        return sum(1 for r in self.runs.values() if r.task is not None and not r.task.done())
+
+    # ---- starting ------------------------------------------------------------------------
+
+    async def start_run(
+        self,
+        *,
+        agent: Agent,
+        snapshot: CatalogSnapshot,
+        query: dict[str, Any],
+        chat_id: str,
+        new_chat: bool,
+        chat_name: str,
+        owner: str | None,
+        on_busy: OnBusy = "reject",
+        run_id: str | None = None,
+    ) -> Run:
+        """Register a run and start its task. Raises RequestError(409) on a busy chat."""
+        busy = self._chat_runs.get(chat_id)
+        if busy is not None and busy.finished_at is None:
+            if on_busy == "reject":
+                raise RequestError(
+                    409,
+                    f"chat {chat_id} is busy with run {busy.state.run_id}; "
+                    "retry later or pass onBusy=enqueue|interrupt",
+                    {"runId": busy.state.run_id},
+                )
+            if on_busy == "interrupt":
+                self.cancel(busy.state.run_id, reason="interrupted by a new query")
+        run_id = run_id or uuid.uuid4().hex
+        query = {**query, "requestId": query.get("requestId") or run_id, "chatId": chat_id}
+        state = RunState(
+            run_id=run_id,
+            chat_id=chat_id,
+            request_id=query["requestId"],
+            agent=agent,
+            snapshot=snapshot,
+            settings=self.settings,
+            http=self.http,
+            log=EventLog(run_id),
+            query=query,
+            owner=owner,
+            new_chat=new_chat,
+            chat_name=chat_name,
+            interaction_log=self.interaction_log,
+        )
+        run = Run(state)
+        self.runs[run_id] = run
+        self._chat_runs[chat_id] = run
+        run.task = asyncio.create_task(self._execute(run), name=f"agentgw-run-{run_id}")
+        return run
+
+    def _chat_lock(self, chat_id: str) -> asyncio.Lock:
+        lock = self._chat_locks.get(chat_id)
+        if lock is None:
+            lock = self._chat_locks[chat_id] = asyncio.Lock()
+        return lock
+
+    async def _execute(self, run: Run) -> None:
+        state = run.state
+        lock = self._chat_lock(state.chat_id)
+        try:
+            # enqueue: wait for the chat's previous run; its lines are complete before ours start.
+            async with lock:
+                await self._execute_locked(run)
+        finally:
+            run.finished_at = time.monotonic()
+            if self._chat_runs.get(state.chat_id) is run:
+                del self._chat_runs[state.chat_id]
+            if not lock.locked() and state.chat_id not in self._chat_runs:
+                self._chat_locks.pop(state.chat_id, None)
+
+    async def _execute_locked(self, run: Run) -> None:
+        state = run.state
+        log = state.log
+        query = state.query
+        request_event = log.emit(
+            "request.query",
+            {
+                "requestId": state.request_id,
+                "chatId": state.chat_id,
+                "role": query.get("role", "user"),
+                "message": query["message"],
+                "agentKey": state.agent.key,
+                "references": query.get("references"),
+                "params": query.get("params"),
+                "scene": query.get("scene"),
+                "stream": query.get("stream"),
+            },
+        )
+        run.ready.set()
+        if run.cancel_requested or state.run_id in self._cancelled_early:
+            log.emit("run.cancel", {"runId": state.run_id})
+            return
+        finish: str | None = None
+        try:
+            await self._prepare_memory(state, request_event)
+            if state.new_chat:
+                log.emit("chat.start", {"chatId": state.chat_id, "chatName": state.chat_name})
+            log.emit(
+                "run.start",
+                {
+                    "runId": state.run_id,
+                    "chatId": state.chat_id,
+                    "agentKey": state.agent.key,
+                    "version": state.agent.version,
+                },
+            )
+            if state.plan is not None and state.plan.get("tasks"):
+                log.emit(
+                    "plan.update",
+                    {"planId": state.plan["planId"], "chatId": state.chat_id, "plan": state.plan},
+                )
+            state.messages.append({"role": query.get("role", "user"), "content": query["message"]})
+            runner = _mode_runner(state.agent)
+            async with asyncio.timeout(state.agent.budget.run_timeout_ms / 1000) as tm:
+                state.timeout = tm
+                try:
+                    finish = await runner(state)
+                except TimeoutError:
+                    if tm.expired():
+                        raise RunAborted(
+                            "run_timeout",
+                            f"run exceeded budget.runTimeoutMs={state.agent.budget.run_timeout_ms}",
+                        ) from None
+                    raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            log.emit("run.cancel", {"runId": state.run_id})
+        except RunAborted as exc:
+            log.emit(
+                "run.error", {"runId": state.run_id, "error": _error(exc.code, exc.message, exc.retriable)}
+            )
+        except TimeoutError:
+            log.emit(
+                "run.error",
+                {
+                    "runId": state.run_id,
+                    "error": _error(
+                        "run_timeout", f"run exceeded budget.runTimeoutMs={state.agent.budget.run_timeout_ms}"
+                    ),
+                },
+            )
+        except ProviderError as exc:
+            log.emit(
+                "run.error", {"runId": state.run_id, "error": _error(exc.code, exc.message, exc.retriable)}
+            )
+        except Exception as exc:
+            logger.exception("run %s failed", state.run_id)
+            log.emit(
+                "run.error",
+                {"runId": state.run_id, "error": _error("internal_error", f"{type(exc).__name__}: {exc}")},
+            )
+        else:
+            log.emit(
+                "run.complete",
+                {"runId": state.run_id, "finishReason": finish or "end_turn", "usage": state.usage.as_dict()},
+            )
+        finally:
+            for pending in state.pending.values():
+                if not pending.future.done():
+                    pending.future.cancel()
+            await self._finish_memory(state)
+
+    async def _prepare_memory(self, state: RunState, request_event: dict[str, Any]) -> None:
+        store = self.store
+        if store is None:
+            return
+        from agentgw.memory.recorder import RunRecorder
+        from agentgw.memory.window import build_context
+
+        if state.new_chat:
+            await store.create_chat(
+                state.chat_id, state.chat_name, state.agent.key, state.agent.name, state.owner
+            )
+        else:
+            runs = await store.load_window(state.chat_id, self.settings.memory.chat.k)
+            max_in = state.agent.primary_stage.model.model.max_input_tokens
+            state.context = build_context(runs, max_in)
+            state.plan = await store.latest_plan(state.chat_id)
+        recorder = RunRecorder(store, state.chat_id, state.run_id, self.settings)
+        state.recorder = recorder
+        state.log.add_listener(recorder.on_event)
+        # The stored query is the request.query payload (agentKey resolved, requestId set).
+        await recorder.start(
+            {k: v for k, v in request_event.items() if k not in ("seq", "type", "timestamp")}
+        )
+
+    async def _finish_memory(self, state: RunState) -> None:
+        recorder = state.recorder
+        if recorder is None:
+            return
+        try:
+            await recorder.flush_step()
+            status = state.log.events[-1]["type"] if state.log.events else "run.error"
+            await recorder.finish(status)
+        except Exception:
+            logger.exception("run %s: storing the chat failed", state.run_id)
+
+    # ---- submit and cancel -------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run | None:
+        return self.runs.get(run_id)
+
+    def submit(self, run_id: str, tool_id: str, params: Any, principal: str | None) -> SubmitResult:
+        """Deliver a frontend result or an approval; applied at most once (§4.6)."""
+        run = self.runs.get(run_id)
+        if run is None:
+            return SubmitResult(False, "unmatched", run_id, tool_id, f"unknown run: {run_id}")
+        if run.state.owner is not None and principal != run.state.owner:
+            raise RequestError(403, f"run {run_id} belongs to another user")
+        pending = run.state.pending.get(tool_id)
+        if pending is None:
+            return SubmitResult(
+                False, "unmatched", run_id, tool_id, f"no pending tool call {tool_id} in run {run_id}"
+            )
+        if pending.future.done():
+            return SubmitResult(
+                False,
+                "unmatched",
+                run_id,
+                tool_id,
+                f"tool call {tool_id} is no longer pending ({pending.status})",
+            )
+        if pending.kind == "approval":
+            if not isinstance(params, dict) or not isinstance(params.get("approved"), bool):
+                return SubmitResult(
+                    False,
+                    "unmatched",
+                    run_id,
+                    tool_id,
+                    'an approval answer must be {"approved": true|false, "reason"?, "arguments"?}',
+                )
+        pending.future.set_result(params)
+        return SubmitResult(
+            True, "accepted", run_id, tool_id, f"{pending.kind} result delivered to {pending.tool_name}"
+        )
+
+    def cancel(self, run_id: str, principal: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        """Cancel a run; idempotent; remembered when the run is not there yet."""
+        run = self.runs.get(run_id)
+        if run is None:
+            self._cancelled_early[run_id] = time.monotonic()
+            return {"runId": run_id, "cancelled": False, "status": "unknown", "detail": "no such run (yet)"}
+        if run.state.owner is not None and principal is not None and principal != run.state.owner:
+            raise RequestError(403, f"run {run_id} belongs to another user")
+        if run.cancel_requested:
+            # Idempotent: a repeated cancel reports the same outcome and changes nothing.
+            status = "cancelled" if run.log.closed else "cancelling"
+            return {"runId": run_id, "cancelled": True, "status": status, "detail": "cancel already requested"}
+        if run.finished_at is not None or run.log.closed:
+            return {"runId": run_id, "cancelled": False, "status": "finished", "detail": "run already ended"}
+        run.cancel_requested = True
+        if run.task is not None and run.ready.is_set():
+            run.task.cancel(reason or "cancelled")
+        return {
+            "runId": run_id,
+            "cancelled": True,
+            "status": "cancelling",
+            "detail": reason or "cancel requested",
+        }
+
+
+def _error(code: str, message: str, retriable: bool = False) -> dict[str, Any]:
+    return {"code": code, "message": message, "retriable": retriable}

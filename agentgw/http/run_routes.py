@@ -1,0 +1,187 @@
+"""Run endpoints: ``POST /api/ap/query`` (SSE), ``/submit``, ``/cancel``, ``GET /api/ap/stream``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from agentgw import appkeys
+from agentgw.errors import RequestError
+from agentgw.events import HEARTBEAT
+from agentgw.http.envelope import ok, read_json_object
+from agentgw.memory.store import chat_name, parse_chat_id
+
+logger = logging.getLogger("agentgw.http")
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+MAX_QUERY_BYTES = 1 << 20
+HEARTBEAT_S = 15.0
+_ON_BUSY = ("reject", "enqueue", "interrupt")
+
+
+def _opt_type(body: dict[str, Any], name: str, types: type | tuple[type, ...], label: str) -> Any:
+    value = body.get(name)
+    if value is not None and not isinstance(value, types):
+        raise RequestError(400, f"{name} must be {label}, got {type(value).__name__}")
+    return value
+
+
+def parse_query(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate a query body (§11.1); raises RequestError naming the bad field."""
+    message = body.get("message")
+    if message is None:
+        raise RequestError(400, "message is required")
+    if not isinstance(message, str):
+        raise RequestError(400, f"message must be a string, got {type(message).__name__}")
+    if not message.strip():
+        raise RequestError(400, "message must not be blank")
+    _opt_type(body, "requestId", str, "a string")
+    _opt_type(body, "agentKey", str, "a string")
+    _opt_type(body, "chatId", str, "a UUID string")
+    role = _opt_type(body, "role", str, "a string") or "user"
+    if role not in ("user", "system", "assistant"):
+        raise RequestError(400, f"role must be user, system or assistant, got {role!r}")
+    refs = _opt_type(body, "references", list, "an array")
+    for i, ref in enumerate(refs or []):
+        if not isinstance(ref, dict):
+            raise RequestError(400, f"references[{i}] must be an object")
+    _opt_type(body, "params", dict, "an object")
+    scene = _opt_type(body, "scene", dict, "an object")
+    if scene is not None:
+        for key in ("url", "title"):
+            if scene.get(key) is not None and not isinstance(scene[key], str):
+                raise RequestError(400, f"scene.{key} must be a string")
+    _opt_type(body, "stream", bool, "a boolean")
+    return {
+        "requestId": body.get("requestId"),
+        "chatId": body.get("chatId"),
+        "agentKey": body.get("agentKey"),
+        "role": role,
+        "message": message,
+        "references": refs,
+        "params": body.get("params"),
+        "scene": scene,
+        "stream": body.get("stream"),
+    }
+
+
+def principal_of(request: web.Request) -> str | None:
+    return request.get(appkeys.PRINCIPAL)
+
+
+async def write_sse(request: web.Request, frames: Any) -> web.StreamResponse:
+    """Prepare the SSE response once, then one write per event; heartbeats while idle."""
+    resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    await resp.prepare(request)
+    try:
+        async for frame in frames:
+            await resp.write(HEARTBEAT if frame is None else frame)
+    except (ConnectionResetError, asyncio.CancelledError):
+        # The client went away: the run goes on (a disconnect is not a cancel).
+        logger.debug("client disconnected from %s", request.path)
+        raise
+    with contextlib.suppress(ConnectionResetError):
+        await resp.write_eof()
+    return resp
+
+
+async def handle_query(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    body = await read_json_object(request, MAX_QUERY_BYTES)
+    query = parse_query(body)
+    snapshot = app[appkeys.CATALOG].snapshot()
+    key = (query["agentKey"] or "").strip()
+    if key in ("", "auto", "default"):
+        if not snapshot.agents:
+            raise RequestError(400, "no agent is loaded; check the agents folder and GET /api/ap/agents")
+        key = sorted(snapshot.agents)[0]
+    agent = snapshot.agents.get(key)
+    if agent is None:
+        status = snapshot.statuses.get(key)
+        if status is not None and status.errors:
+            raise RequestError(400, f"agent {key} failed to load: {'; '.join(status.errors)}")
+        raise RequestError(400, f"unknown agent: {key}")
+    on_busy = request.query.get("onBusy", "reject")
+    if on_busy not in _ON_BUSY:
+        raise RequestError(400, f"onBusy must be one of {', '.join(_ON_BUSY)}, got {on_busy!r}")
+    store = app[appkeys.STORE]
+    principal = principal_of(request)
+    new_chat = False
+    if query["chatId"]:
+        chat_id = parse_chat_id(query["chatId"])
+        if await store.exists(chat_id):
+            owner = await store.owner_of(chat_id)
+            if owner is not None and principal is not None and owner != principal:
+                raise RequestError(403, f"chat {chat_id} belongs to another user")
+        else:
+            new_chat = True
+    else:
+        chat_id = str(uuid.uuid4())
+        new_chat = True
+    run = await app[appkeys.RUNS].start_run(
+        agent=agent,
+        snapshot=snapshot,
+        query=query,
+        chat_id=chat_id,
+        new_chat=new_chat,
+        chat_name=chat_name(query["message"]),
+        owner=principal,
+        on_busy=on_busy,  # type: ignore[arg-type]
+    )
+    return await write_sse(request, run.log.follow(0, HEARTBEAT_S))
+
+
+async def handle_stream(request: web.Request) -> web.StreamResponse:
+    """Resume a run's stream: replays what the client missed, then tails it (§10.1)."""
+    run_id = request.query.get("runId", "").strip()
+    if not run_id:
+        raise RequestError(400, "missing query parameter: runId")
+    run = request.app[appkeys.RUNS].get(run_id)
+    if run is None:
+        raise RequestError(404, f"run not found: {run_id}")
+    if run.state.owner is not None and principal_of(request) != run.state.owner:
+        raise RequestError(403, f"run {run_id} belongs to another user")
+    after_raw = request.query.get("after") or request.headers.get("Last-Event-ID") or "0"
+    try:
+        after = int(after_raw)
+    except ValueError as exc:
+        raise RequestError(400, f"after / Last-Event-ID must be an integer seq, got {after_raw!r}") from exc
+    return await write_sse(request, run.log.follow(after, HEARTBEAT_S))
+
+
+async def handle_submit(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    for name in ("runId", "toolId"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise RequestError(400, f"{name} is required and must be a non-blank string")
+    if "params" not in body or body["params"] is None:
+        raise RequestError(400, "params is required (any JSON value but null)")
+    result = request.app[appkeys.RUNS].submit(
+        body["runId"].strip(), body["toolId"].strip(), body["params"], principal_of(request)
+    )
+    return ok(result.as_dict())
+
+
+async def handle_cancel(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    run_id = body.get("runId")
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise RequestError(400, "runId is required and must be a non-blank string")
+    return ok(request.app[appkeys.RUNS].cancel(run_id.strip(), principal_of(request)))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/ap/query", handle_query)
+    app.router.add_get("/api/ap/stream", handle_stream)
+    app.router.add_post("/api/ap/submit", handle_submit)
+    app.router.add_post("/api/ap/cancel", handle_cancel)
