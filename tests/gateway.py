@@ -56,6 +56,7 @@ def gateway_settings(dirs: dict[str, Path], provider_url: str, **overrides: Any)
         },
         "agent.tools.bash.working-directory": str(dirs["data"]),
         "agent.tools.bash.allowed-paths": str(dirs["data"]),
+        "agent.tools.bash.allowed-commands": "ls,cat,echo,wc,head",
     }
     base.update({k.replace("__", "."): v for k, v in overrides.items()})
     return load_settings(files=(), environ={}, overrides=base)

@@ -432,3 +432,55 @@ async def test_runs_api_exposes_no_state_after_finish(
     run_id = events[2]["runId"]
     _, body = await gw.post("/api/ap/cancel", {"runId": run_id})
     assert body["data"]["status"] == "finished"
+
+
+async def test_resume_after_disconnect_resends_pending_tool(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
+) -> None:
+    """A disconnect is not a cancel; /api/ap/stream replays what was missed and tails the run."""
+    write_caps(dirs)
+    gw = await make_gateway({"f": FRONT})
+    provider.enqueue([ToolCall("ask_user", {"question": "?"}), Finish("tool_calls")])
+    provider.enqueue([Text("after the answer")])
+    first: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):
+        async for event in gw.stream({"agentKey": "f", "message": "go"}):
+            first.append(event)
+            if event["type"] == "tool.start":
+                break  # the client goes away mid-run
+        run_id = first[-1]["runId"]
+        tool_id = first[-1]["toolId"]
+        last_seen = first[-1]["seq"]
+        headers = {"Last-Event-ID": str(last_seen)}
+        async with gw.session.get(
+            gw.url("/api/ap/stream"), params={"runId": run_id}, headers=headers
+        ) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+            resumed: list[dict[str, Any]] = []
+            buf = b""
+            async for chunk in resp.content.iter_any():
+                buf += chunk
+                while b"\n\n" in buf:
+                    block, buf = buf.split(b"\n\n", 1)
+                    for line in block.split(b"\n"):
+                        if line.startswith(b"data:"):
+                            event = orjson.loads(line[5:])
+                            resumed.append(event)
+                            if event["type"] == "tool.end":
+                                await gw.post(
+                                    "/api/ap/submit", {"runId": run_id, "toolId": tool_id, "params": {"a": 1}}
+                                )
+        # A second tab from the start sees the pending tool.start again, and the whole run.
+        async with gw.session.get(gw.url("/api/ap/stream"), params={"runId": run_id, "after": "0"}) as resp:
+            replay = [
+                orjson.loads(line[5:])
+                for line in (await resp.read()).split(b"\n")
+                if line.startswith(b"data:")
+            ]
+    assert resumed[0]["seq"] == last_seen + 1
+    assert resumed[-1]["type"] == "run.complete"
+    assert [e["seq"] for e in replay] == list(range(1, len(replay) + 1))
+    assert first == replay[: len(first)] and replay[len(first) :] == resumed
+    assert any(e["type"] == "tool.start" and e["toolId"] == tool_id for e in replay)
+    code, body = await gw.get("/api/ap/stream", runId="nope")
+    assert code == 404 and "run not found" in body["msg"]
