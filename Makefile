@@ -18,8 +18,8 @@ run: $(STAMP)
 
 ## lint: ruff on the package, tests and bench
 lint: $(STAMP)
-	$(BIN)/ruff check agentgw tests bench
-	$(BIN)/ruff format --check agentgw tests bench
+	$(BIN)/ruff check agentgw tests $(wildcard bench)
+	$(BIN)/ruff format --check agentgw tests $(wildcard bench)
 
 ## typecheck: mypy --strict on the package
 typecheck: $(STAMP)
