@@ -10,7 +10,16 @@ import orjson
 import pytest
 
 from agentgw import appkeys
-from agentgw.providers.scripted import Finish, Hang, Reasoning, ScriptedProvider, Signal, Text, ToolCall
+from agentgw.providers.scripted import (
+    Finish,
+    Hang,
+    ParallelToolCalls,
+    Reasoning,
+    ScriptedProvider,
+    Signal,
+    Text,
+    ToolCall,
+)
 from tests.conftest import GatewayFactory
 from tests.gateway import Gateway, types_of
 from tests.test_query_stream import assert_contract
@@ -484,3 +493,41 @@ async def test_resume_after_disconnect_resends_pending_tool(
     assert any(e["type"] == "tool.start" and e["toolId"] == tool_id for e in replay)
     code, body = await gw.get("/api/ap/stream", runId="nope")
     assert code == 404 and "run not found" in body["msg"]
+
+
+async def test_several_frontend_calls_pending_at_once(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
+) -> None:
+    """ONESHOT allows a parallel round: two frontend calls wait side by side, each on its own."""
+    write_caps(dirs)
+    agent = {**FRONT, "mode": "ONESHOT", "plain": {"systemPrompt": "Ask twice."}}
+    agent.pop("react")
+    gw = await make_gateway({"two": agent})
+    provider.enqueue(
+        [
+            ParallelToolCalls(
+                [ToolCall("ask_user", {"question": "a?"}), ToolCall("ask_user", {"question": "b?"})]
+            ),
+            Finish("tool_calls"),
+        ]
+    )
+    provider.enqueue([Text("both answered")])
+    events: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):
+        async for event in gw.stream({"agentKey": "two", "message": "ask"}):
+            events.append(event)
+            ends = [e for e in events if e["type"] == "tool.end"]
+            if event["type"] == "tool.end" and len(ends) == 2:
+                run_id = next(e for e in events if e["type"] == "run.start")["runId"]
+                # Answer the second first: each pending call is matched by its own id.
+                for end, value in ((ends[1], "B"), (ends[0], "A")):
+                    _, body = await gw.post(
+                        "/api/ap/submit", {"runId": run_id, "toolId": end["toolId"], "params": value}
+                    )
+                    assert body["data"]["accepted"] is True
+    ids = [e["toolId"] for e in events if e["type"] == "tool.start"]
+    got = {e["toolId"]: e["result"] for e in events if e["type"] == "tool.result"}
+    assert got == {ids[0]: "A", ids[1]: "B"}
+    tool_messages = [m for m in provider.requests[1].body["messages"] if m["role"] == "tool"]
+    assert [m["content"] for m in tool_messages] == ["A", "B"]
+    assert events[-1]["type"] == "run.complete"

@@ -374,7 +374,12 @@ class RunManager:
         if run.cancel_requested:
             # Idempotent: a repeated cancel reports the same outcome and changes nothing.
             status = "cancelled" if run.log.closed else "cancelling"
-            return {"runId": run_id, "cancelled": True, "status": status, "detail": "cancel already requested"}
+            return {
+                "runId": run_id,
+                "cancelled": True,
+                "status": status,
+                "detail": "cancel already requested",
+            }
         if run.finished_at is not None or run.log.closed:
             return {"runId": run_id, "cancelled": False, "status": "finished", "detail": "run already ended"}
         run.cancel_requested = True
