@@ -281,7 +281,7 @@ class RunManager:
         else:
             log.emit(
                 "run.complete",
-                {"runId": state.run_id, "finishReason": finish or "end_turn", "usage": state.usage.as_dict()},
+                {"runId": state.run_id, "finishReason": finish or "end_turn", "usage": state.usage.to_dict()},
             )
         finally:
             for pending in state.pending.values():

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from agentgw.catalog.types import Agent, ToolDef
 from agentgw.engine.stream import EventLog
 from agentgw.errors import RunAborted
+from agentgw.usage import UsageTotals
 
 if TYPE_CHECKING:
     import aiohttp
@@ -38,29 +39,6 @@ class PendingCall:
     future: asyncio.Future[Any]
     expires_at: float  # loop time
     start_event: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class UsageTotals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cached_tokens: int = 0
-    points: float = 0.0
-    estimated: bool = False
-    model_calls: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "reasoningTokens": self.reasoning_tokens,
-            "cachedTokens": self.cached_tokens,
-            "totalTokens": self.input_tokens + self.output_tokens,
-            "points": round(self.points, 4),
-            "estimated": self.estimated,
-            "modelCalls": self.model_calls,
-        }
 
 
 @dataclass(slots=True)
@@ -101,6 +79,7 @@ class RunState:
     disclosed_skills: list[str] = field(default_factory=list)
     usage: UsageTotals = field(default_factory=UsageTotals)
     tool_calls: int = 0
+    model_calls: int = 0
     timeout: asyncio.Timeout | None = None
     recorder: RunRecorder | None = None
     interaction_log: InteractionLog | None = None
@@ -130,9 +109,9 @@ class RunState:
 
     def count_model_call(self) -> None:
         limit = self.agent.budget.model.max_calls
-        if self.usage.model_calls >= limit:
+        if self.model_calls >= limit:
             raise RunAborted("budget_exceeded", f"model call budget exhausted: budget.model.maxCalls={limit}")
-        self.usage.model_calls += 1
+        self.model_calls += 1
 
     def count_tool_call(self) -> None:
         limit = self.agent.budget.tool.max_calls
@@ -142,7 +121,7 @@ class RunState:
 
     def check_usage_budgets(self) -> None:
         budget = self.agent.budget
-        total = self.usage.input_tokens + self.usage.output_tokens
+        total = self.usage.total_tokens
         if budget.max_tokens is not None and total > budget.max_tokens:
             raise RunAborted(
                 "budget_exceeded",

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -186,6 +186,21 @@ def _customise_context(state: RunState, ctx: ToolContext) -> None:
         ctx.validate_agent = validator
 
 
+def _new_pending(
+    state: RunState, call: ToolCall, kind: Literal["frontend", "approval"], timeout_ms: int
+) -> PendingCall:
+    loop = asyncio.get_running_loop()
+    return PendingCall(
+        tool_id=call.id,
+        tool_name=call.name,
+        kind=kind,
+        status="PENDING_SUBMIT" if kind == "frontend" else "PENDING_APPROVAL",
+        future=loop.create_future(),
+        expires_at=loop.time() + timeout_ms / 1000,
+        start_event=_start_event(state, call.id),
+    )
+
+
 async def _await_submit(state: RunState, pending: PendingCall) -> Any:
     """Wait for the submit of ``pending`` with the run timeout paused; raises TimeoutError."""
     state.pending[pending.tool_id] = pending
@@ -198,17 +213,8 @@ async def _await_submit(state: RunState, pending: PendingCall) -> Any:
 
 
 async def _wait_frontend(state: RunState, call: ToolCall, args: dict[str, Any]) -> ToolOutcome:
-    loop = asyncio.get_running_loop()
     timeout_ms = state.settings.agent.tools.frontend.submit_timeout_ms
-    pending = PendingCall(
-        tool_id=call.id,
-        tool_name=call.name,
-        kind="frontend",
-        status="PENDING_SUBMIT",
-        future=loop.create_future(),
-        expires_at=loop.time() + timeout_ms / 1000,
-        start_event=_start_event(state, call.id),
-    )
+    pending = _new_pending(state, call, "frontend", timeout_ms)
     try:
         params = await _await_submit(state, pending)
     except TimeoutError:
@@ -226,17 +232,8 @@ async def _wait_frontend(state: RunState, call: ToolCall, args: dict[str, Any]) 
 
 
 async def _wait_approval(state: RunState, call: ToolCall, args: dict[str, Any]) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
     timeout_ms = state.settings.agent.tools.frontend.submit_timeout_ms
-    pending = PendingCall(
-        tool_id=call.id,
-        tool_name=call.name,
-        kind="approval",
-        status="PENDING_APPROVAL",
-        future=loop.create_future(),
-        expires_at=loop.time() + timeout_ms / 1000,
-        start_event=_start_event(state, call.id),
-    )
+    pending = _new_pending(state, call, "approval", timeout_ms)
     state.log.emit(
         "tool.status",
         {"toolId": call.id, "runId": state.run_id, "taskId": state.log.task_id, "status": "PENDING_APPROVAL"},

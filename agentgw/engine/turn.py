@@ -26,7 +26,7 @@ from agentgw.providers.base import (
     ToolChoice,
     Usage,
 )
-from agentgw.usage import compute_points, estimate_tokens
+from agentgw.usage import estimate_tokens, usage_payload
 
 logger = logging.getLogger("agentgw.engine")
 
@@ -265,30 +265,19 @@ def _account_usage(state: RunState, stage: Stage, call: ModelCall, result: TurnR
             estimated=True,
         )
     model = stage.model.model
-    points = compute_points(model.pricing, usage.input_tokens, usage.output_tokens)
-    totals = state.usage
-    totals.input_tokens += usage.input_tokens
-    totals.output_tokens += usage.output_tokens
-    totals.reasoning_tokens += usage.reasoning_tokens
-    totals.cached_tokens += usage.cached_tokens
-    totals.points += points
-    totals.estimated = totals.estimated or estimated
     result.usage = usage
-    state.log.emit(
-        "usage",
-        {
-            "runId": state.run_id,
-            "taskId": state.log.task_id,
-            "model": model.key,
-            "stage": stage.name,
-            "inputTokens": usage.input_tokens,
-            "outputTokens": usage.output_tokens,
-            "reasoningTokens": usage.reasoning_tokens,
-            "cachedTokens": usage.cached_tokens,
-            "points": round(points, 4),
-            "estimated": estimated,
-        },
+    payload = usage_payload(
+        state.run_id,
+        model.key,
+        model.pricing,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cached_tokens=usage.cached_tokens,
+        estimated=estimated,
     )
+    state.usage.add_call(payload)
+    state.log.emit("usage", {**payload, "taskId": state.log.task_id, "stage": stage.name})
     state.check_usage_budgets()
 
 
