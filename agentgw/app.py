@@ -6,7 +6,6 @@ session → catalog (initial load + watcher) → chat store → run manager. Cle
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -21,7 +20,6 @@ from agentgw.http import catalog_routes, chat_routes, run_routes
 from agentgw.http.envelope import fail, ok
 from agentgw.memory.store import ChatStore
 from agentgw.settings import ProviderSettings, Settings
-from agentgw.usage import encoder
 
 logger = logging.getLogger("agentgw.app")
 
@@ -76,8 +74,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.SETTINGS] = settings
         app[DEMO] = demo
         logger.info("demo provider serving on %s", demo.base_url)
-    # Load the tokenizer now, not on the first run that needs an estimate (~0.2 s).
-    await asyncio.to_thread(encoder)
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, enable_cleanup_closed=True)
     http = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
     app[appkeys.HTTP] = http

@@ -296,10 +296,14 @@ class RunManager:
         from agentgw.memory.recorder import RunRecorder
         from agentgw.memory.window import build_context
 
+        create: dict[str, Any] | None = None
         if state.new_chat:
-            await store.create_chat(
-                state.chat_id, state.chat_name, state.agent.key, state.agent.name, state.owner
-            )
+            create = {
+                "name": state.chat_name,
+                "agent_key": state.agent.key,
+                "agent_name": state.agent.name,
+                "owner": state.owner,
+            }
         else:
             runs = await store.load_window(state.chat_id, self.settings.memory.chat.k)
             max_in = state.agent.primary_stage.model.model.max_input_tokens
@@ -309,9 +313,10 @@ class RunManager:
         state.recorder = recorder
         state.log.add_listener(recorder.on_event)
         # The stored query is the request.query payload (agentKey resolved, requestId set).
-        await recorder.start(
-            {k: v for k, v in request_event.items() if k not in ("seq", "type", "timestamp")}
-        )
+        recorder.begin({k: v for k, v in request_event.items() if k not in ("seq", "type", "timestamp")})
+        # The chat file and query line are written while the first model call starts; the
+        # recorder waits for them before its first step, so the file order is unchanged.
+        recorder.start_in_background(create)
 
     async def _finish_memory(self, state: RunState) -> None:
         recorder = state.recorder

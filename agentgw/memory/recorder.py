@@ -21,6 +21,7 @@ Message rules:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable, Iterable
@@ -108,6 +109,8 @@ class RunRecorder:
         self._plan_written: dict[str, Any] | None = None
         self._run_start: dict[str, Any] | None = None
         self._end: dict[str, Any] | None = None
+        self._query_line: dict[str, Any] = {}
+        self._start_task: asyncio.Task[None] | None = None
         delta = self._on_delta
         end = self._on_block_end
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -138,12 +141,18 @@ class RunRecorder:
 
     # ---- engine API -------------------------------------------------------------------
 
-    async def start(self, query: dict[str, Any]) -> None:
+    async def start(self, query: dict[str, Any], *, create: dict[str, Any] | None = None) -> None:
         """Write the run's ``query`` line; the user message opens the run's first step.
 
         ``query`` should be the ``request.query`` payload; missing ``chatId``, ``requestId``
-        (the run id, §5) and ``role`` are filled in as the live event has them.
+        (the run id, §5) and ``role`` are filled in as the live event has them. ``create``
+        (the arguments of :meth:`ChatStore.create_chat` but the id) creates the chat first.
         """
+        self.begin(query)
+        await self._write_start(create)
+
+    def begin(self, query: dict[str, Any]) -> None:
+        """The synchronous half of :meth:`start`: the user message opens the first step."""
         stamp = now_ms()
         query = {**query, "chatId": self.chat_id}
         if not query.get("requestId"):
@@ -151,19 +160,13 @@ class RunRecorder:
         if not query.get("role"):
             query["role"] = "user"
         message = str(query.get("message") or "")
-        if not await self.store.exists(self.chat_id):
-            # The engine normally creates the chat (with its owner) before the run starts.
-            await self.store.create_chat(
-                self.chat_id, chat_name(message), str(query.get("agentKey") or ""), "", None
-            )
-        line = {
+        self._query_line = {
             "_type": "query",
             "chatId": self.chat_id,
             "runId": self.run_id,
             "updatedAt": stamp,
             "query": query,
         }
-        await self._write(line)
         role = query.get("role")
         self._pending.append(
             {
@@ -172,6 +175,31 @@ class RunRecorder:
                 "ts": stamp,
             }
         )
+
+    def start_in_background(self, create: dict[str, Any] | None = None) -> None:
+        """Write the chat and query line off the first-delta path; steps wait for it.
+
+        Used for a new chat, whose first model call needs nothing from the file.
+        """
+        self._start_task = asyncio.create_task(self._write_start(create), name=f"record-start-{self.run_id}")
+
+    async def _write_start(self, create: dict[str, Any] | None) -> None:
+        line = self._query_line
+        if create is not None:
+            await self.store.create_chat(self.chat_id, **create)
+        elif not self.store.chat_path(self.chat_id).is_file():
+            # The engine normally creates the chat (with its owner) before the run starts.
+            message = str(line["query"].get("message") or "")
+            await self.store.create_chat(
+                self.chat_id, chat_name(message), str(line["query"].get("agentKey") or ""), "", None
+            )
+        await self._write(line)
+
+    async def _started(self) -> None:
+        task = self._start_task
+        if task is not None:
+            self._start_task = None
+            await task
 
     def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
         """A model turn begins: set the stage, system snapshot and task of what follows."""
@@ -203,6 +231,7 @@ class RunRecorder:
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
+        await self._started()
         if self._has_news():
             self._seal()
         while self._sealed:
