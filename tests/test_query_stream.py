@@ -31,7 +31,7 @@ from agentgw.providers.scripted import (
     WaitFor,
 )
 from tests.conftest import GatewayFactory
-from tests.gateway import types_of
+from tests.gateway import parse_sse, types_of
 
 REACT = {
     "name": "React test",
@@ -424,7 +424,6 @@ async def test_client_disconnect_is_not_a_cancel_and_leaves_no_task(
     runs = gw.app[appkeys.RUNS]
     assert await runs.wait_idle(5)
     run = next(iter(runs.runs.values()))
-    assert run.log.events[-1]["type"] == "run.complete"
-    assert (
-        "".join(e.get("delta", "") for e in run.log.events if e["type"] == "content.delta") == "first second"
-    )
+    events = parse_sse(b"".join(run.log.frames))
+    assert events[-1]["type"] == "run.complete"
+    assert "".join(e.get("delta", "") for e in events if e["type"] == "content.delta") == "first second"

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentgw.catalog.types import Agent
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agentgw.runs")
 
 OnBusy = Literal["reject", "enqueue", "interrupt"]
-KEEP_FINISHED_S = 300.0  # finished runs stay resumable this long
+KEEP_FINISHED_S = 60.0  # finished runs stay resumable this long (then history serves them)
 
 
 def _mode_runner(agent: Agent) -> ModeRunner:
@@ -50,7 +50,7 @@ class Run:
     task: asyncio.Task[None] | None = None
     finished_at: float | None = None
     cancel_requested: bool = False
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    started: bool = False  # the task is past the chat lock and has emitted request.query
 
     @property
     def log(self) -> EventLog:
@@ -213,7 +213,7 @@ class RunManager:
                 "stream": query.get("stream"),
             },
         )
-        run.ready.set()
+        run.started = True
         if run.cancel_requested or state.run_id in self._cancelled_early:
             log.emit("run.cancel", {"runId": state.run_id})
             return
@@ -324,7 +324,7 @@ class RunManager:
             return
         try:
             await recorder.flush_step()
-            status = state.log.events[-1]["type"] if state.log.events else "run.error"
+            status = state.log.last_event.get("type", "run.error")
             await recorder.finish(status)
         except Exception:
             logger.exception("run %s: storing the chat failed", state.run_id)
@@ -388,7 +388,7 @@ class RunManager:
         if run.finished_at is not None or run.log.closed:
             return {"runId": run_id, "cancelled": False, "status": "finished", "detail": "run already ended"}
         run.cancel_requested = True
-        if run.task is not None and run.ready.is_set():
+        if run.task is not None and run.started:
             run.task.cancel(reason or "cancelled")
         return {
             "runId": run_id,

@@ -38,7 +38,6 @@ class PendingCall:
     status: PendingStatus
     future: asyncio.Future[Any]
     expires_at: float  # loop time
-    start_event: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

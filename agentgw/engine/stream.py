@@ -24,12 +24,15 @@ Listener = Callable[[dict[str, Any]], None]
 class EventLog:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self.events: list[dict[str, Any]] = []
+        self.seq = 0  # the seq of the last event
+        self.last_event: dict[str, Any] = {}
+        # Events are kept as their SSE frames only (what a resuming client needs); the dicts
+        # go to the listeners when emitted and are not held for the life of the run.
         self.frames: list[bytes] = []
         self.closed = False
         self.task_id: str | None = None  # set while a PLAN_EXECUTE task runs
         self._listeners: list[Listener] = []
-        self._wake: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []  # one per follower that is idle
         self._open_kind: str | None = None  # "reasoning" | "content"
         self._open_id = ""
         self._counters = {"reasoning": 0, "content": 0}
@@ -42,16 +45,20 @@ class EventLog:
     # ---- emitting -------------------------------------------------------------------------
 
     def _push(self, event: dict[str, Any]) -> dict[str, Any]:
-        self.events.append(event)
+        self.seq = event["seq"]
+        self.last_event = event
         self.frames.append(sse_frame(event))
         for listener in self._listeners:
             listener(event)
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            if not wake.done():
-                wake.set_result(None)
+        if self._waiters:
+            self._wake_all()
         return event
+
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _timestamp(self) -> int:
         # Strictly increasing timestamps make replays and history sort stably.
@@ -67,7 +74,7 @@ class EventLog:
             return {}
         if self._open_kind is not None:
             self.close_block()
-        event: dict[str, Any] = {"seq": len(self.events) + 1, "type": type_, "timestamp": self._timestamp()}
+        event: dict[str, Any] = {"seq": self.seq + 1, "type": type_, "timestamp": self._timestamp()}
         for key, value in fields.items():
             if value is not None:
                 event[key] = value
@@ -87,7 +94,7 @@ class EventLog:
             self._open_id = f"{self.run_id}_{kind[0]}_{n}"
             self._open_kind = kind
             start: dict[str, Any] = {
-                "seq": len(self.events) + 1,
+                "seq": self.seq + 1,
                 "type": f"{kind}.start",
                 "timestamp": self._timestamp(),
                 f"{kind}Id": self._open_id,
@@ -98,7 +105,7 @@ class EventLog:
             self._push(start)
         self._push(
             {
-                "seq": len(self.events) + 1,
+                "seq": self.seq + 1,
                 "type": f"{kind}.delta",
                 "timestamp": self._timestamp(),
                 f"{kind}Id": self._open_id,
@@ -113,7 +120,7 @@ class EventLog:
         self._open_kind = None
         self._push(
             {
-                "seq": len(self.events) + 1,
+                "seq": self.seq + 1,
                 "type": f"{kind}.end",
                 "timestamp": self._timestamp(),
                 f"{kind}Id": self._open_id,
@@ -126,34 +133,56 @@ class EventLog:
 
     # ---- following ------------------------------------------------------------------------
 
-    async def wait_beyond(self, cursor: int, wait_s: float | None) -> bool:
-        """Wait until there are more than ``cursor`` events or the log is closed.
-
-        Returns False on timeout (the caller sends a heartbeat).
-        """
-        if cursor < len(self.frames) or self.closed:
-            return True
-        if self._wake is None:
-            self._wake = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._wake), wait_s)
-        except TimeoutError:
-            return False
-        return True
-
     async def follow(self, after: int = 0, heartbeat_s: float = 15.0) -> AsyncIterator[bytes | None]:
-        """Yield SSE frames from ``seq > after`` until the terminal event; ``None`` means heartbeat."""
+        """Yield SSE frames from ``seq > after`` until the terminal event; ``None`` means heartbeat.
+
+        Each follower waits on a future of its own (a disconnecting client cancels only its
+        own), and one timer per follower, re-armed when it fires, drives the heartbeat: no
+        timer is created per event.
+        """
+        loop = asyncio.get_running_loop()
         cursor = max(0, after)
-        while True:
-            frames = self.frames
-            end = len(frames)
-            if cursor < end:
-                # Frames already emitted go out in one write: each is still its own SSE event,
-                # nothing waits for more, and a burst costs one syscall instead of many.
-                yield frames[cursor] if end - cursor == 1 else b"".join(frames[cursor:end])
-                cursor = end
-                continue
-            if self.closed:
-                return
-            if not await self.wait_beyond(cursor, heartbeat_s):
-                yield None
+        last_sent = loop.time()
+        beat = False
+        waiter: asyncio.Future[None] | None = None
+        handle: asyncio.TimerHandle
+
+        def tick() -> None:
+            nonlocal handle, beat
+            due = last_sent + heartbeat_s
+            if loop.time() >= due:
+                beat = True
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                due = loop.time() + heartbeat_s
+            handle = loop.call_at(due, tick)
+
+        handle = loop.call_at(last_sent + heartbeat_s, tick)
+        try:
+            while True:
+                frames = self.frames
+                end = len(frames)
+                if cursor < end:
+                    # Frames already emitted go out in one write: each is still its own SSE
+                    # event, nothing waits for more, and a burst costs one syscall, not many.
+                    yield frames[cursor] if end - cursor == 1 else b"".join(frames[cursor:end])
+                    cursor = end
+                    last_sent = loop.time()
+                    continue
+                if self.closed:
+                    return
+                if beat:
+                    beat = False
+                    yield None
+                    last_sent = loop.time()
+                    continue
+                waiter = loop.create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    if not waiter.done():  # cancelled: stop being woken
+                        self._waiters.remove(waiter)
+                    waiter = None
+        finally:
+            handle.cancel()

@@ -197,7 +197,6 @@ def _new_pending(
         status="PENDING_SUBMIT" if kind == "frontend" else "PENDING_APPROVAL",
         future=loop.create_future(),
         expires_at=loop.time() + timeout_ms / 1000,
-        start_event=_start_event(state, call.id),
     )
 
 
@@ -265,10 +264,3 @@ async def _wait_approval(state: RunState, call: ToolCall, args: dict[str, Any]) 
 
 def _emit_from_tool(state: RunState, type_: str, fields: dict[str, Any]) -> None:
     state.log.emit(type_, {**fields, "runId": state.run_id, "taskId": state.log.task_id})
-
-
-def _start_event(state: RunState, tool_id: str) -> dict[str, Any]:
-    for event in reversed(state.log.events):
-        if event.get("type") == "tool.start" and event.get("toolId") == tool_id:
-            return dict(event)
-    return {}

@@ -139,13 +139,13 @@ async def model_turn(
     retries = state.agent.budget.model.retry_count
     attempt = 0
     while True:
-        emitted_before = len(state.log.events)
+        emitted_before = state.log.seq
         try:
             result = await _stream_turn(state, call, by_name)
             break
         except ProviderError as exc:
             # Retries only for transient errors, and only before the first delta went out (§4.3).
-            if not exc.retriable or attempt >= retries or len(state.log.events) != emitted_before:
+            if not exc.retriable or attempt >= retries or state.log.seq != emitted_before:
                 raise
             attempt += 1
             logger.warning("run %s: retrying model call (%d/%d): %s", state.run_id, attempt, retries, exc)

@@ -22,7 +22,6 @@ Message rules:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -111,33 +110,6 @@ class RunRecorder:
         self._end: dict[str, Any] | None = None
         self._query_line: dict[str, Any] = {}
         self._start_task: asyncio.Task[None] | None = None
-        delta = self._on_delta
-        end = self._on_block_end
-        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-            "reasoning.start": self._on_reasoning_start,
-            "reasoning.delta": functools.partial(delta, "reasoning", "reasoningId"),
-            "reasoning.end": functools.partial(end, "reasoning", "reasoningId"),
-            "content.start": self._on_content_start,
-            "content.delta": functools.partial(delta, "content", "contentId"),
-            "content.end": functools.partial(end, "content", "contentId"),
-            "tool.start": self._on_tool_start,
-            "tool.args": functools.partial(delta, "tool", "toolId"),
-            "tool.end": functools.partial(end, "tool", "toolId"),
-            "tool.result": functools.partial(self._on_result, "tool", "toolId"),
-            "action.start": self._on_action_start,
-            "action.args": functools.partial(delta, "action", "actionId"),
-            "action.end": functools.partial(end, "action", "actionId"),
-            "action.result": functools.partial(self._on_result, "action", "actionId"),
-            "tool.status": self._on_tool_status,
-            "plan.create": self._on_plan,
-            "plan.update": self._on_plan,
-            "source.snapshot": self._on_source,
-            "usage": self._on_usage,
-            "run.start": self._on_run_start,
-            "run.complete": self._on_terminal,
-            "run.cancel": self._on_terminal,
-            "run.error": self._on_terminal,
-        }
 
     # ---- engine API -------------------------------------------------------------------
 
@@ -225,9 +197,9 @@ class RunRecorder:
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Take one emitted event. Cheap: no I/O, O(1) per delta."""
-        handler = self._handlers.get(event.get("type", ""))
-        if handler is not None:
-            handler(event)
+        entry = _HANDLERS.get(event.get("type", ""))
+        if entry is not None:
+            entry[0](self, *entry[1], event)
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
@@ -478,6 +450,35 @@ class RunRecorder:
         except ChatNotFound:
             self._disabled = True
             log.info("chat %s was deleted during run %s; recording stops", self.chat_id, self.run_id)
+
+
+# event type → (handler, leading arguments); one table for every recorder (a per-instance
+# dict of bound partials costs ~1 KB per live run).
+_HANDLERS: dict[str, tuple[Callable[..., None], tuple[str, ...]]] = {
+    "reasoning.start": (RunRecorder._on_reasoning_start, ()),
+    "reasoning.delta": (RunRecorder._on_delta, ("reasoning", "reasoningId")),
+    "reasoning.end": (RunRecorder._on_block_end, ("reasoning", "reasoningId")),
+    "content.start": (RunRecorder._on_content_start, ()),
+    "content.delta": (RunRecorder._on_delta, ("content", "contentId")),
+    "content.end": (RunRecorder._on_block_end, ("content", "contentId")),
+    "tool.start": (RunRecorder._on_tool_start, ()),
+    "tool.args": (RunRecorder._on_delta, ("tool", "toolId")),
+    "tool.end": (RunRecorder._on_block_end, ("tool", "toolId")),
+    "tool.result": (RunRecorder._on_result, ("tool", "toolId")),
+    "action.start": (RunRecorder._on_action_start, ()),
+    "action.args": (RunRecorder._on_delta, ("action", "actionId")),
+    "action.end": (RunRecorder._on_block_end, ("action", "actionId")),
+    "action.result": (RunRecorder._on_result, ("action", "actionId")),
+    "tool.status": (RunRecorder._on_tool_status, ()),
+    "plan.create": (RunRecorder._on_plan, ()),
+    "plan.update": (RunRecorder._on_plan, ()),
+    "source.snapshot": (RunRecorder._on_source, ()),
+    "usage": (RunRecorder._on_usage, ()),
+    "run.start": (RunRecorder._on_run_start, ()),
+    "run.complete": (RunRecorder._on_terminal, ()),
+    "run.cancel": (RunRecorder._on_terminal, ()),
+    "run.error": (RunRecorder._on_terminal, ()),
+}
 
 
 def _payload(event: dict[str, Any]) -> dict[str, Any]:

@@ -124,6 +124,32 @@ def _frame_events(
         raise errors.malformed_chunk(call, data, f"unexpected shape: {type(exc).__name__}: {exc}") from exc
 
 
+class _IdleWatchdog:
+    """Fails the response read with TimeoutError after ``idle_s`` without a chunk.
+
+    One timer per stream, re-armed only when it fires early; a chunk just stamps ``last``.
+    """
+
+    __slots__ = ("handle", "idle_s", "last", "loop", "reader")
+
+    def __init__(self, idle_s: float, reader: aiohttp.StreamReader) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.idle_s = idle_s
+        self.reader = reader
+        self.last = self.loop.time()
+        self.handle = self.loop.call_at(self.last + idle_s, self._check)
+
+    def _check(self) -> None:
+        due = self.last + self.idle_s
+        if self.loop.time() < due:
+            self.handle = self.loop.call_at(due, self._check)
+            return
+        self.reader.set_exception(TimeoutError(f"no data for {self.idle_s:g}s"))
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
 async def run_stream(
     session: aiohttp.ClientSession,
     call: ModelCall,
@@ -136,18 +162,23 @@ async def run_stream(
     """POST ``body`` to ``url`` and yield the handler's events as the stream is read."""
     state = handler.state
     clog = log.open(call, url, headers, body) if log is not None else None
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=call.connect_timeout_s, sock_read=call.idle_timeout_s
-    )
+    # The idle timeout is our own watchdog, not aiohttp's sock_read: that one re-arms a timer
+    # on every received chunk, which is a measurable share of the per-delta cost.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.connect_timeout_s, sock_read=None)
     resp: aiohttp.ClientResponse | None = None
     completed = False
+    watchdog: _IdleWatchdog | None = None
     try:
         with map_provider_errors(call, state):
-            resp = await session.post(url, data=orjson.dumps(body), headers=headers, timeout=timeout)
-            await _check_response(call, handler, resp)
+            async with asyncio.timeout(call.idle_timeout_s):  # until the response headers
+                resp = await session.post(url, data=orjson.dumps(body), headers=headers, timeout=timeout)
+                await _check_response(call, handler, resp)
             sse = SSEParser()
             feed = sse.feed
+            watchdog = _IdleWatchdog(call.idle_timeout_s, resp.content)
+            loop_time = watchdog.loop.time
             async for chunk in resp.content.iter_any():
+                watchdog.last = loop_time()
                 for event_name, data in feed(chunk):
                     for event in _frame_events(call, handler, event_name, data):
                         state.emitted = True
@@ -177,6 +208,8 @@ async def run_stream(
             clog.closed(type(exc).__name__)
         raise
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         if resp is not None:
             if completed:
                 resp.release()
