@@ -22,6 +22,21 @@ Listener = Callable[[dict[str, Any]], None]
 
 
 class EventLog:
+    __slots__ = (
+        "_counters",
+        "_listeners",
+        "_open_id",
+        "_open_kind",
+        "_ts",
+        "_waiters",
+        "closed",
+        "frames",
+        "last_event",
+        "run_id",
+        "seq",
+        "task_id",
+    )
+
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.seq = 0  # the seq of the last event

@@ -79,6 +79,36 @@ class RunRecorder:
     recorder stops writing and the run goes on.
     """
 
+    __slots__ = (
+        "_blocks",
+        "_disabled",
+        "_end",
+        "_msg_id",
+        "_pending",
+        "_plan",
+        "_plan_written",
+        "_query_line",
+        "_run_start",
+        "_sealed",
+        "_seq",
+        "_sources",
+        "_stage",
+        "_stage_known",
+        "_start_task",
+        "_system",
+        "_task_id",
+        "_turn_messages",
+        "_written_any",
+        "_written_stage",
+        "_written_system",
+        "action_tools",
+        "chat_id",
+        "run_id",
+        "store",
+        "trim_file",
+        "usage",
+    )
+
     def __init__(self, store: ChatStore, chat_id: str, run_id: str, settings: Settings | None = None) -> None:
         self.store = store
         self.chat_id = chat_id
