@@ -1,0 +1,560 @@
+"""``make bench``: the gateway's cost per delta, side by side with a 1:1 SSE relay.
+
+Everything runs on loopback in one go: the fake provider, the relay and the gateway each in
+their own process (so their CPU can be read from /proc), one client driving both in turn.
+Prints a table and writes ``bench/results/latest.json``. ``--quick`` runs a small version
+(used by the smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.client import RunResult, Target, one_stream, percentile, rss_mb, run_streams
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_workspace(root: Path, provider_url: str, agents: int = 0) -> None:
+    for name in ("agents", "models", "tools", "skills", "viewports", "prompts", "chats", "data"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    (root / "application.yml").write_text(
+        "agent:\n"
+        "  providers:\n"
+        f"    bench: {{base-url: '{provider_url}', api-key: bench}}\n"
+        "  auth: {enabled: false}\n"
+        "  demo-provider: {enabled: false}\n"
+        "  llm: {interaction-log: {enabled: false}}\n"
+        "log-level: WARNING\n"
+        "memory: {chat: {dir: ./chats}}\n"
+    )
+    (root / "models" / "bench.json").write_text(
+        json.dumps({"key": "bench", "provider": "bench", "protocol": "OPENAI", "modelId": "bench-model"})
+    )
+    (root / "tools" / "bench.backend").write_text(
+        json.dumps(
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "name": "mock_city_weather",
+                        "description": "weather",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"city": {"type": "string"}, "date": {"type": "string"}},
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    agent = {
+        "key": "bench",
+        "name": "Bench",
+        "description": "v0",
+        "mode": "ONESHOT",
+        "modelConfig": {"modelKey": "bench"},
+        "plain": {"systemPrompt": "bench"},
+    }
+    (root / "agents" / "bench.json").write_text(json.dumps(agent))
+    react = {
+        "key": "bench_react",
+        "mode": "REACT",
+        "modelConfig": {"modelKey": "bench"},
+        "toolConfig": {"backends": ["mock_city_weather"]},
+        "react": {"systemPrompt": "bench", "maxSteps": 8},
+    }
+    (root / "agents" / "bench_react.json").write_text(json.dumps(react))
+    for i in range(agents):
+        spec = {
+            **agent,
+            "key": f"agent_{i:04d}",
+            "description": f"generated agent {i}",
+            "plain": {"systemPrompt": f"You are agent {i}.\nBe brief."},
+        }
+        (root / "agents" / f"agent_{i:04d}.json").write_text(
+            "// generated for the startup benchmark\n" + json.dumps(spec, indent=2)
+        )
+
+
+class Proc:
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def spawn(name: str, args: list[str], cwd: Path, wait_line: bool) -> Proc:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "MEMORY_", "SERVER_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE if wait_line else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    if wait_line:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if b"ready" not in line:
+            raise RuntimeError(f"{name} did not start")
+    return Proc(name, proc)
+
+
+async def wait_ready(session: aiohttp.ClientSession, base: str, limit_s: float = 60) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        try:
+            async with session.get(f"{base}/readyz") as resp:
+                if resp.status == 200:
+                    return time.perf_counter() - t0
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.01)
+    raise RuntimeError(f"gateway at {base} not ready after {limit_s}s")
+
+
+async def start_gateway(session: aiohttp.ClientSession, cwd: Path) -> tuple[Proc, str, float]:
+    port = free_port()
+    proc = await spawn(
+        "gateway", ["-m", "agentgw", "serve", "--port", str(port), "--host", "127.0.0.1"], cwd, False
+    )
+    base = f"http://127.0.0.1:{port}"
+    ready_s = await wait_ready(session, base)
+    return proc, base, ready_s
+
+
+# ---- workloads -------------------------------------------------------------------------------
+
+
+async def compare(
+    session: aiohttp.ClientSession,
+    relay: Target,
+    gateway: Target,
+    streams: int,
+    deltas: int,
+    gap_us: int,
+    rounds: int,
+) -> dict[str, Any]:
+    """Alternate relay and gateway; report the median round of each by CPU per delta."""
+    runs: dict[str, list[RunResult]] = {"relay": [], "gateway": []}
+    for _ in range(rounds):
+        for target in (relay, gateway):
+            runs[target.name].append(await run_streams(session, target, streams, deltas, gap_us))
+    out: dict[str, Any] = {"streams": streams, "deltas": deltas, "gap_us": gap_us}
+    for name, results in runs.items():
+        results.sort(key=lambda r: r.cpu_us_per_delta)
+        out[name] = results[len(results) // 2].as_dict()
+        out[name]["rounds_cpu_us_per_delta"] = [round(r.cpu_us_per_delta, 2) for r in results]
+        out[name]["delivered_all_rounds"] = sum(r.delivered for r in results)
+        out[name]["sent_all_rounds"] = sum(r.sent for r in results)
+        out[name]["merged_all_rounds"] = sum(r.merged for r in results)
+        out[name]["errors_all_rounds"] = [e for r in results for e in r.errors]
+    relay_cpu = out["relay"]["cpu_us_per_delta"]
+    # /proc counts CPU in clock ticks (10 ms): a tiny run may read 0 and has no ratio.
+    out["cpu_ratio"] = round(out["gateway"]["cpu_us_per_delta"] / relay_cpu, 3) if relay_cpu else None
+    return out
+
+
+async def held_open(
+    session: aiohttp.ClientSession, target: Target, streams: int, hold_s: float
+) -> dict[str, Any]:
+    control = f"n=2 hold_s={hold_s}"
+    tasks = [
+        asyncio.create_task(one_stream(session, target, control, timeout_s=hold_s + 60))
+        for _ in range(streams)
+    ]
+    await asyncio.sleep(min(hold_s * 0.6, hold_s - 1 if hold_s > 2 else hold_s / 2))
+    rss_during, _ = rss_mb(target.pid)
+    results = await asyncio.gather(*tasks)
+    _, hwm = rss_mb(target.pid)
+    return {
+        "target": target.name,
+        "streams": streams,
+        "hold_s": hold_s,
+        "rss_mb_while_open": round(rss_during, 1),
+        "peak_rss_mb": round(hwm, 1),
+        "delivered": sum(r.deltas for r in results),
+        "sent": 2 * streams,
+        "errors": [r.error for r in results if r.error][:5],
+    }
+
+
+async def react_run(session: aiohttp.ClientSession, gateway: Target, tools: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    stats = await one_stream(session, gateway, f"n=20 tools={tools}", agent="bench_react")
+    return {
+        "tool_calls": tools,
+        "wall_ms": round((time.perf_counter() - t0) * 1000, 1),
+        "events": stats.events,
+        "deltas": stats.deltas,
+        "terminal": stats.terminal,
+        "errors": [stats.error] if stats.error else [],
+    }
+
+
+async def context_load(runs_small: int, runs_big: int, repeats: int) -> dict[str, Any]:
+    """In-process: ChatStore.load_window for a short and a very long chat."""
+    import uuid
+
+    from agentgw.memory.store import ChatStore
+    from agentgw.settings import load_settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="agentgw-bench-chats-"))
+    try:
+        settings = load_settings(files=(), environ={}, overrides={"memory.chat.dir": str(tmp)})
+        store = ChatStore(settings)
+
+        def build(runs: int) -> str:
+            chat_id = str(uuid.uuid4())
+            lines = []
+            for r in range(runs):
+                run_id = f"run{r:06d}"
+                lines.append(
+                    {
+                        "_type": "query",
+                        "chatId": chat_id,
+                        "runId": run_id,
+                        "updatedAt": r,
+                        "query": {
+                            "requestId": run_id,
+                            "chatId": chat_id,
+                            "agentKey": "bench",
+                            "role": "user",
+                            "message": f"question {r}",
+                        },
+                    }
+                )
+                lines.append(
+                    {
+                        "_type": "step",
+                        "chatId": chat_id,
+                        "runId": run_id,
+                        "_stage": "react",
+                        "_seq": 1,
+                        "updatedAt": r,
+                        "messages": [
+                            {"role": "user", "content": [{"type": "text", "text": f"question {r}"}], "ts": r},
+                            {
+                                "role": "assistant",
+                                "content": [{"type": "text", "text": f"answer {r} " * 20}],
+                                "ts": r,
+                                "_msgId": "m_00000000",
+                                "_contentId": "c_00000000",
+                            },
+                        ],
+                    }
+                )
+            path = store.chat_path(chat_id)
+            path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+            return chat_id
+
+        small, big = build(runs_small), build(runs_big)
+
+        async def timed(chat_id: str) -> float:
+            samples = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                runs = await store.load_window(chat_id, 20)
+                samples.append((time.perf_counter() - t0) * 1000)
+                assert len(runs) == min(20, runs_small if chat_id == small else runs_big)
+            return statistics.median(samples)
+
+        small_ms, big_ms = await timed(small), await timed(big)
+        return {
+            "runs_small": runs_small,
+            "runs_big": runs_big,
+            "k": 20,
+            "small_ms": round(small_ms, 3),
+            "big_ms": round(big_ms, 3),
+            "ratio": round(big_ms / small_ms, 3),
+            "big_file_mb": round(store.chat_path(big).stat().st_size / 1e6, 1),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def hot_reload(
+    session: aiohttp.ClientSession, base: str, workspace: Path, edits: int
+) -> dict[str, Any]:
+    path = workspace / "agents" / "bench.json"
+    spec = json.loads(path.read_text())
+    latencies = []
+    for i in range(edits):
+        marker = f"edit-{i}-{time.time_ns()}"
+        spec["description"] = marker
+        t0 = time.perf_counter()
+        path.write_text(json.dumps(spec))
+        while True:
+            async with session.get(f"{base}/api/ap/agent", params={"agentKey": "bench"}) as resp:
+                data = await resp.json()
+            if data["data"].get("description") == marker:
+                break
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError("hot reload did not show an edit within 10 s")
+            await asyncio.sleep(0.005)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        await asyncio.sleep(0.05)
+    return {
+        "edits": edits,
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "max_ms": round(max(latencies), 1),
+    }
+
+
+async def startup(session: aiohttp.ClientSession, provider_url: str, agents: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="agentgw-bench-startup-"))
+    try:
+        write_workspace(tmp, provider_url, agents)
+        t0 = time.perf_counter()
+        proc, base, ready_s = await start_gateway(session, tmp)
+        try:
+            async with session.get(f"{base}/api/ap/agents") as resp:
+                listed = len((await resp.json())["data"])
+            total_s = time.perf_counter() - t0
+        finally:
+            await proc.stop()
+        # The catalog's own load, in-process (no interpreter start-up).
+        from agentgw.catalog.registry import Catalog
+        from agentgw.settings import load_settings
+
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            settings = load_settings(files=(str(tmp / "application.yml"),), environ={})
+            t1 = time.perf_counter()
+            Catalog(settings).load()
+            catalog_s = time.perf_counter() - t1
+        finally:
+            os.chdir(cwd)
+        return {
+            "agents": agents,
+            "listed": listed,
+            "ready_s": round(ready_s, 3),
+            "ready_and_listed_s": round(total_s, 3),
+            "catalog_load_s": round(catalog_s, 3),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    workspace = Path(tempfile.mkdtemp(prefix="agentgw-bench-"))
+    provider_port, relay_port = free_port(), free_port()
+    provider_url = f"http://127.0.0.1:{provider_port}/v1"
+    write_workspace(workspace, provider_url)
+    procs: list[Proc] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+    results: dict[str, Any] = {}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        try:
+            procs.append(
+                await spawn(
+                    "provider", ["-m", "bench.fake_provider", "--port", str(provider_port)], ROOT, True
+                )
+            )
+            relay_args = [
+                "-m",
+                "bench.relay",
+                "--port",
+                str(relay_port),
+                "--upstream",
+                f"{provider_url}/chat/completions",
+            ]
+            procs.append(await spawn("relay", relay_args, ROOT, True))
+            gw_proc, gw_base, _ = await start_gateway(session, workspace)
+            procs.append(gw_proc)
+            relay = Target("relay", f"http://127.0.0.1:{relay_port}/relay", procs[1].pid, gateway=False)
+            gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
+            for target in (relay, gateway):  # warm up both paths
+                await run_streams(session, target, 4, 50)
+            if quick:
+                results["1x50"] = await compare(session, relay, gateway, 1, 50, 0, 1)
+                results["react_5_tools"] = await react_run(session, gateway, 5)
+            else:
+                results["1x20000_flat_out"] = await compare(session, relay, gateway, 1, 20000, 0, 3)
+                results["200x200_5ms"] = await compare(session, relay, gateway, 200, 200, 5000, 3)
+                results["50x400_flat_out"] = await compare(session, relay, gateway, 50, 400, 0, 3)
+                # Fresh processes: the figure is what 1,000 open streams cost, not what the
+                # earlier workloads left in the heap (the long-running figure is kept too).
+                results["long_running_rss_mb"] = {
+                    "relay": rss_mb(relay.pid)[0],
+                    "gateway": rss_mb(gateway.pid)[0],
+                }
+                await procs[1].stop()
+                procs[1] = await spawn("relay", relay_args, ROOT, True)
+                relay = Target("relay", relay.url, procs[1].pid, gateway=False)
+                await procs[2].stop()
+                gw_proc, gw_base, _ = await start_gateway(session, workspace)
+                procs[2] = gw_proc
+                gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
+                idle = {"relay": rss_mb(relay.pid)[0], "gateway": rss_mb(gateway.pid)[0]}
+                results["1000_open_10s"] = {
+                    "relay": {
+                        **await held_open(session, relay, 1000, 10),
+                        "idle_rss_mb": round(idle["relay"], 1),
+                    },
+                    "gateway": {
+                        **await held_open(session, gateway, 1000, 10),
+                        "idle_rss_mb": round(idle["gateway"], 1),
+                    },
+                }
+                results["react_5_tools"] = await react_run(session, gateway, 5)
+                results["context_load"] = await context_load(20, 10000, 7)
+                results["hot_reload"] = await hot_reload(session, gw_base, workspace, 20)
+                results["startup_1000_agents"] = await startup(session, provider_url, 1000)
+            _, results["gateway_peak_rss_mb"] = rss_mb(procs[2].pid)
+        finally:
+            for proc in reversed(procs):
+                await proc.stop()
+            shutil.rmtree(workspace, ignore_errors=True)
+    return results
+
+
+def verdicts(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    out = []
+    cmp_keys = [k for k in r if isinstance(r[k], dict) and "cpu_ratio" in r[k]]
+    for key in cmp_keys:
+        w = r[key]
+        if w["cpu_ratio"] is not None:
+            out.append(
+                (f"{key}: gateway CPU/delta <= 1.5x relay", w["cpu_ratio"] <= 1.5, f"{w['cpu_ratio']}x")
+            )
+        g = w["gateway"]
+        ok = g["delivered_all_rounds"] == g["sent_all_rounds"] and g["merged_all_rounds"] == 0
+        ok = ok and not g["errors_all_rounds"] and not w["relay"]["errors_all_rounds"]
+        out.append(
+            (
+                f"{key}: 0 lost/merged, 0 errors",
+                ok,
+                f"{g['delivered_all_rounds']}/{g['sent_all_rounds']} merged {g['merged_all_rounds']}",
+            )
+        )
+        diff = g["ttfd_p50_ms"] - w["relay"]["ttfd_p50_ms"]
+        out.append((f"{key}: TTFD p50 <= relay + 2 ms", diff <= 2.0, f"+{diff:.2f} ms"))
+    if "1000_open_10s" in r:
+        g = r["1000_open_10s"]["gateway"]
+        out.append(
+            (
+                "1000 open streams <= 100 MB RSS",
+                g["rss_mb_while_open"] <= 100 and not g["errors"],
+                f"{g['rss_mb_while_open']} MB (peak {g['peak_rss_mb']})",
+            )
+        )
+    if "react_5_tools" in r:
+        x = r["react_5_tools"]
+        out.append(
+            (
+                "REACT 5 tool calls completes",
+                x["terminal"] == "run.complete" and not x["errors"],
+                f"{x['wall_ms']} ms, {x['events']} events",
+            )
+        )
+    if "context_load" in r:
+        c = r["context_load"]
+        out.append(("context load 10,000 runs <= 2x 20 runs", c["ratio"] <= 2, f"{c['ratio']}x"))
+    if "hot_reload" in r:
+        h = r["hot_reload"]
+        out.append(("hot reload p95 <= 300 ms", h["p95_ms"] <= 300, f"{h['p95_ms']} ms"))
+    if "startup_1000_agents" in r:
+        s = r["startup_1000_agents"]
+        out.append(
+            (
+                "1,000 agents load <= 2 s",
+                s["catalog_load_s"] <= 2 and s["listed"] >= 1000,
+                f"catalog {s['catalog_load_s']} s; process ready+listed {s['ready_and_listed_s']} s",
+            )
+        )
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = [
+        f"{'workload':<22} {'target':<8} {'cpu us/delta':>12} {'lat p50 us':>11} {'lat p99 us':>11} "
+        f"{'ttfd p50 ms':>11} {'delivered':>10} {'errors':>6}"
+    ]
+    for key, w in r.items():
+        if isinstance(w, dict) and "cpu_ratio" in w:
+            for name in ("relay", "gateway"):
+                x = w[name]
+                lines.append(
+                    f"{key:<22} {name:<8} {x['cpu_us_per_delta']:>12.1f} {x['latency_p50_us']:>11.0f} "
+                    f"{x['latency_p99_us']:>11.0f} {x['ttfd_p50_ms']:>11.2f} "
+                    f"{x['delivered_all_rounds']:>5}/{x['sent_all_rounds']:<5} {len(x['errors_all_rounds']):>5}"
+                )
+    lines.append("")
+    for name, ok, detail in verdicts(r):
+        lines.append(f"[{'PASS' if ok else 'MISS'}] {name}: {detail}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="a small run (smoke test)")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    args = parser.parse_args()
+    results = asyncio.run(run(args.quick))
+    report = {
+        "command": "make bench" if not args.quick else "python -m bench --quick",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "results": results,
+        "verdicts": [{"target": n, "ok": ok, "detail": d} for n, ok, d in verdicts(results)],
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""The benchmark harness itself works: a small run through the relay and the gateway.
+
+No timing is asserted here (performance lives in ``make bench``); only that every delta
+sent was delivered, none merged, and nothing failed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.gateway import REPO
+
+
+def test_quick_bench_delivers_every_delta(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    run = report["results"]["1x50"]
+    for name in ("relay", "gateway"):
+        assert run[name]["delivered_all_rounds"] == run[name]["sent_all_rounds"] == 50
+        assert run[name]["merged_all_rounds"] == 0
+        assert run[name]["errors_all_rounds"] == []
+    react = report["results"]["react_5_tools"]
+    assert react["terminal"] == "run.complete" and react["errors"] == []
