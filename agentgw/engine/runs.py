@@ -142,7 +142,9 @@ class RunManager:
     ) -> Run:
         """Register a run and start its task. Raises RequestError(409) on a busy chat."""
         busy = self._chat_runs.get(chat_id)
-        if busy is not None and busy.finished_at is None:
+        # A run that has sent its terminal event is only storing its lines: the new run
+        # waits for that on the chat lock instead of being refused.
+        if busy is not None and busy.finished_at is None and not busy.log.closed:
             if on_busy == "reject":
                 raise RequestError(
                     409,
