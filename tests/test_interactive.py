@@ -531,3 +531,50 @@ async def test_several_frontend_calls_pending_at_once(
     tool_messages = [m for m in provider.requests[1].body["messages"] if m["role"] == "tool"]
     assert [m["content"] for m in tool_messages] == ["A", "B"]
     assert events[-1]["type"] == "run.complete"
+
+
+async def test_approval_with_edited_arguments(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
+) -> None:
+    write_caps(dirs)
+    gw = await make_gateway({"g": {**FRONT, "toolConfig": {"backends": ["mock_ops_runbook"]}}})
+    provider.enqueue([ToolCall("mock_ops_runbook", {"service": "db"}, id="call_e"), Finish("tool_calls")])
+    provider.enqueue([Text("done")])
+    events: list[dict[str, Any]] = []
+    stream = gw.stream({"agentKey": "g", "message": "restart"})
+    async with asyncio.timeout(10):
+        pending = await _collect_until_pending(stream, events, "tool.status")
+        _, body = await gw.post(
+            "/api/ap/submit",
+            {
+                "runId": pending["runId"],
+                "toolId": "call_e",
+                "params": {"approved": True, "arguments": {"service": "cache", "severity": "P1"}},
+            },
+        )
+        assert body["data"]["accepted"] is True
+        await _drain(stream, events)
+    result = orjson.loads(next(e["result"] for e in events if e["type"] == "tool.result"))
+    assert (result["service"], result["severity"]) == ("cache", "P1")
+
+
+async def test_approval_expires(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
+) -> None:
+    write_caps(dirs)
+    gw = await make_gateway(
+        {"g": {**FRONT, "toolConfig": {"backends": ["mock_ops_runbook"]}}},
+        **{"agent.tools.frontend.submit-timeout-ms": 300},
+    )
+    provider.enqueue([ToolCall("mock_ops_runbook", {"service": "db"}, id="call_x"), Finish("tool_calls")])
+    provider.enqueue([Text("it expired")])
+    async with asyncio.timeout(10):
+        events = await gw.query({"agentKey": "g", "message": "restart"})
+    assert [e["status"] for e in events if e["type"] == "tool.status"] == ["PENDING_APPROVAL", "EXPIRED"]
+    result = orjson.loads(next(e["result"] for e in events if e["type"] == "tool.result"))
+    assert result["ok"] is False and result["code"] == "approval_expired"
+    assert events[-1]["type"] == "run.complete"
+    late = await gw.post(
+        "/api/ap/submit", {"runId": events[2]["runId"], "toolId": "call_x", "params": {"approved": True}}
+    )
+    assert late[1]["data"]["status"] == "unmatched"
