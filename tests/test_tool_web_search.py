@@ -15,7 +15,7 @@ from agentgw.settings import load_settings
 from agentgw.tools import execute_builtin
 from agentgw.tools.base import ToolContext
 
-API_KEY = "exa-test-key-123"
+API_KEY = "fake-exa-key"
 
 
 @dataclass
