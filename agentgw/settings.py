@@ -208,6 +208,10 @@ class ChatMemorySettings(_Section):
     charset: str = "UTF-8"
     action_tools: list[str] = Field(default_factory=list)
     trim_file: bool = False
+    # Small appends and index updates are done on the event loop (~15-40 µs on a local disk)
+    # instead of a thread hop (~120 µs of CPU each). Set false when chats live on a slow
+    # network filesystem, where every write would stall the loop.
+    inline_writes: bool = True
 
     _lists = field_validator("action_tools", mode="before")(_split_list)
 
@@ -264,6 +268,7 @@ ENV_KEYS: dict[str, str] = {
     "MEMORY_CHAT_K": "memory.chat.k",
     "MEMORY_CHAT_CHARSET": "memory.chat.charset",
     "MEMORY_CHAT_ACTION_TOOLS": "memory.chat.action-tools",
+    "MEMORY_CHAT_INLINE_WRITES": "memory.chat.inline-writes",
     "AGENT_LLM_INTERACTION_LOG_ENABLED": "agent.llm.interaction-log.enabled",
     "AGENT_LLM_INTERACTION_LOG_MASK_SENSITIVE": "agent.llm.interaction-log.mask-sensitive",
     "AGENT_WEB_SEARCH_ENABLED": "agent.web-search.enabled",

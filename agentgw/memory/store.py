@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -306,6 +306,10 @@ class _ChatIndex:
         self._ino, self._offset, self._lines = st.st_ino, st.st_size, len(records)
 
 
+_INLINE_LIMIT = 64 * 1024
+_T = TypeVar("_T")
+
+
 class ChatStore:
     """Chat files and their index under ``memory.chat.dir``.
 
@@ -319,6 +323,7 @@ class ChatStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.k = cfg.k
         self.trim_file = cfg.trim_file
+        self.inline_writes = cfg.inline_writes
         self.action_tools = frozenset(cfg.action_tools)
         self.codec = _Codec(_check_charset(cfg.charset))
         self.block_size = block_size
@@ -342,9 +347,15 @@ class ChatStore:
 
     # ---- chats and the index ----------------------------------------------------------
 
+    async def _io(self, fn: Callable[..., _T], *args: Any, size: int = 0) -> _T:
+        """Run small file work inline (see ``memory.chat.inline-writes``), the rest in a thread."""
+        if self.inline_writes and size < _INLINE_LIMIT:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
     async def exists(self, chat_id: str) -> bool:
         path = self.chat_path(chat_id)
-        return await asyncio.to_thread(path.is_file)
+        return await self._io(path.is_file)
 
     async def create_chat(
         self, chat_id: str, name: str, agent_key: str, agent_name: str, owner: str | None = None
@@ -378,7 +389,7 @@ class ChatStore:
             return record
 
         async with self.lock(chat_id):
-            return await asyncio.to_thread(create)
+            return await self._io(create)
 
     async def get_chat(self, chat_id: str) -> dict[str, Any] | None:
         """The index record of a chat (``owner`` and ``usage`` included), or ``None``."""
@@ -405,7 +416,7 @@ class ChatStore:
                 "usage": totals.to_dict(),
             }
 
-        await asyncio.to_thread(self._index.update, chat_id, change)
+        await self._io(self._index.update, chat_id, change)
 
     async def list_chats(self, principal: str | None = None) -> list[dict[str, Any]]:
         """Chats newest first (by ``updatedAt``) with usage totals; with a principal, only theirs."""
@@ -447,7 +458,7 @@ class ChatStore:
         data = self.codec.encode(obj)
         mark_plan = obj.get("_type") == "step" and isinstance(obj.get("plan"), dict)
         async with self.lock(chat_id):
-            await asyncio.to_thread(self._append_sync, chat_id, data, create, mark_plan)
+            await self._io(self._append_sync, chat_id, data, create, mark_plan, size=len(data))
 
     def _append_sync(self, chat_id: str, data: bytes, create: bool, mark_plan: bool) -> None:
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
