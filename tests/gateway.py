@@ -72,6 +72,24 @@ def parse_sse(raw: bytes) -> list[dict[str, Any]]:
     return events
 
 
+async def iter_sse(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    """Events of an SSE response, each as soon as its frame is complete."""
+    buf = b""
+    async for chunk in resp.content.iter_any():
+        buf += chunk
+        while b"\n\n" in buf:
+            block, buf = buf.split(b"\n\n", 1)
+            for line in block.split(b"\n"):
+                if line.startswith(b"data:"):
+                    yield orjson.loads(line[5:])
+
+
+def write_model(dirs: dict[str, Path], key: str, **fields: Any) -> None:
+    """A model on the test provider (``demo``), with extra fields such as pricing."""
+    spec = {"key": key, "provider": "demo", "protocol": "OPENAI", "modelId": key, **fields}
+    (dirs["models"] / f"{key}.json").write_bytes(orjson.dumps(spec))
+
+
 @dataclass
 class Gateway:
     server: TestServer
@@ -97,14 +115,8 @@ class Gateway:
         """POST a query and yield events one by one as they arrive."""
         async with self.session.post(self.url("/api/ap/query"), json=body, params=params) as resp:
             assert resp.status == 200, await resp.text()
-            buf = b""
-            async for chunk in resp.content.iter_any():
-                buf += chunk
-                while b"\n\n" in buf:
-                    block, buf = buf.split(b"\n\n", 1)
-                    for line in block.split(b"\n"):
-                        if line.startswith(b"data:"):
-                            yield orjson.loads(line[5:])
+            async for event in iter_sse(resp):
+                yield event
 
     async def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
         async with self.session.post(self.url(path), json=body) as resp:

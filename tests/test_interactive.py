@@ -21,7 +21,7 @@ from agentgw.providers.scripted import (
     ToolCall,
 )
 from tests.conftest import GatewayFactory
-from tests.gateway import Gateway, types_of
+from tests.gateway import Gateway, iter_sse, types_of
 from tests.test_query_stream import assert_contract
 
 FRONT = {
@@ -466,19 +466,10 @@ async def test_resume_after_disconnect_resends_pending_tool(
         ) as resp:
             assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
             resumed: list[dict[str, Any]] = []
-            buf = b""
-            async for chunk in resp.content.iter_any():
-                buf += chunk
-                while b"\n\n" in buf:
-                    block, buf = buf.split(b"\n\n", 1)
-                    for line in block.split(b"\n"):
-                        if line.startswith(b"data:"):
-                            event = orjson.loads(line[5:])
-                            resumed.append(event)
-                            if event["type"] == "tool.end":
-                                await gw.post(
-                                    "/api/ap/submit", {"runId": run_id, "toolId": tool_id, "params": {"a": 1}}
-                                )
+            async for event in iter_sse(resp):
+                resumed.append(event)
+                if event["type"] == "tool.end":
+                    await gw.post("/api/ap/submit", {"runId": run_id, "toolId": tool_id, "params": {"a": 1}})
         # A second tab from the start sees the pending tool.start again, and the whole run.
         async with gw.session.get(gw.url("/api/ap/stream"), params={"runId": run_id, "after": "0"}) as resp:
             replay = [

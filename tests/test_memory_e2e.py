@@ -26,7 +26,7 @@ from agentgw.providers.scripted import (
     Usage,
 )
 from tests.conftest import GatewayFactory
-from tests.gateway import types_of
+from tests.gateway import types_of, write_model
 from tests.test_query_stream import assert_contract
 
 REACT: dict[str, Any] = {
@@ -123,17 +123,7 @@ async def test_window_of_k_runs_file_keeps_all(
 async def test_token_cut_keeps_calls_with_results(
     make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
 ) -> None:
-    (dirs["models"] / "tiny.json").write_text(
-        orjson.dumps(
-            {
-                "key": "tiny",
-                "provider": "demo",
-                "protocol": "OPENAI",
-                "modelId": "tiny",
-                "maxInputTokens": 400,
-            }
-        ).decode()
-    )
+    write_model(dirs, "tiny", maxInputTokens=400)
     gw = await make_gateway({"t": {**REACT, "modelConfig": {"modelKey": "tiny"}}})
     chat_id = str(uuid.uuid4())
     for i in range(6):
@@ -271,30 +261,24 @@ async def test_chat_api_lists_names_and_usage(
 async def test_usage_events_estimates_and_points(
     make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
 ) -> None:
-    (dirs["models"] / "priced.json").write_text(
-        orjson.dumps(
-            {
-                "key": "priced",
-                "provider": "demo",
-                "protocol": "OPENAI",
-                "modelId": "priced",
-                "pricing": {
-                    "promptPointsPer1k": 10,
-                    "completionPointsPer1k": 20,
-                    "perCallPoints": 1,
-                    "priceRatio": 2,
-                    "tiers": [
-                        {
-                            "minInputTokens": 1000,
-                            "promptPointsPer1k": 100,
-                            "completionPointsPer1k": 200,
-                            "perCallPoints": 0,
-                            "priceRatio": 1,
-                        }
-                    ],
-                },
-            }
-        ).decode()
+    write_model(
+        dirs,
+        "priced",
+        pricing={
+            "promptPointsPer1k": 10,
+            "completionPointsPer1k": 20,
+            "perCallPoints": 1,
+            "priceRatio": 2,
+            "tiers": [
+                {
+                    "minInputTokens": 1000,
+                    "promptPointsPer1k": 100,
+                    "completionPointsPer1k": 200,
+                    "perCallPoints": 0,
+                    "priceRatio": 1,
+                }
+            ],
+        },
     )
     gw = await make_gateway({"p": {**REACT, "modelConfig": {"modelKey": "priced"}}})
     provider.enqueue([Text("hello"), Usage(500, 100)])
@@ -329,17 +313,7 @@ async def test_usage_budgets_end_the_run(
     budget: dict[str, Any],
     needle: str,
 ) -> None:
-    (dirs["models"] / "priced.json").write_text(
-        orjson.dumps(
-            {
-                "key": "priced",
-                "provider": "demo",
-                "protocol": "OPENAI",
-                "modelId": "priced",
-                "pricing": {"promptPointsPer1k": 10},
-            }
-        ).decode()
-    )
+    write_model(dirs, "priced", pricing={"promptPointsPer1k": 10})
     agent = {**REACT, "modelConfig": {"modelKey": "priced"}, "budget": budget}
     gw = await make_gateway({"b": agent})
     for i in range(3):

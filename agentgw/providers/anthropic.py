@@ -40,7 +40,7 @@ from agentgw.providers.base import (
 )
 from agentgw.providers.errors import StreamState
 from agentgw.providers.log import InteractionLog
-from agentgw.providers.stream import as_int, normalise_finish, run_stream, versioned_base
+from agentgw.providers.stream import as_int, message_text, normalise_finish, run_stream, versioned_base
 
 ANTHROPIC_VERSION = "2023-06-01"
 THINKING_BUDGETS = {"LOW": 1024, "MEDIUM": 4096, "HIGH": 16384}
@@ -56,18 +56,6 @@ def messages_url(call: ModelCall) -> str:
     if base.endswith("/messages"):
         return base
     return base + ("/messages" if versioned else "/v1/messages")
-
-
-def _text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return orjson.dumps(content).decode()
 
 
 def _tool_input(arguments: Any) -> dict[str, Any]:
@@ -89,7 +77,7 @@ def _assistant_blocks(msg: dict[str, Any], thinking: bool) -> list[dict[str, Any
     reasoning = msg.get("reasoning_content")
     if thinking and signature and reasoning:
         blocks.append({"type": "thinking", "thinking": reasoning, "signature": signature})
-    text = _text(msg.get("content"))
+    text = message_text(msg.get("content"))
     tool_calls = msg.get("tool_calls") or []
     if not blocks and not tool_calls:
         return text or None
@@ -134,7 +122,7 @@ def convert_messages(
     for msg in messages:
         role = msg.get("role")
         if role == "system":
-            text = _text(msg.get("content"))
+            text = message_text(msg.get("content"))
             if text:
                 system.append(text)
         elif role == "tool":
@@ -142,7 +130,7 @@ def convert_messages(
                 {
                     "type": "tool_result",
                     "tool_use_id": msg.get("tool_call_id") or "",
-                    "content": _text(msg.get("content")),
+                    "content": message_text(msg.get("content")),
                 }
             )
         elif role == "assistant":
@@ -150,7 +138,7 @@ def convert_messages(
             if content is not None:  # an empty assistant turn is rejected by the API
                 out.append({"role": "assistant", "content": content})
         else:
-            text = _text(msg.get("content"))
+            text = message_text(msg.get("content"))
             if out and out[-1]["role"] == "user":
                 if text:
                     user_blocks().append({"type": "text", "text": text})

@@ -42,7 +42,7 @@ from agentgw.providers.base import (
 )
 from agentgw.providers.errors import StreamState
 from agentgw.providers.log import InteractionLog
-from agentgw.providers.stream import as_int, normalise_finish, run_stream, versioned_base
+from agentgw.providers.stream import as_int, message_text, normalise_finish, run_stream, versioned_base
 
 _EFFORTS = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 _DONE = b"[DONE]"
@@ -78,19 +78,6 @@ def provider_family(call: ModelCall) -> str:
     return "openai"
 
 
-def _text(content: Any) -> str:
-    """Message contents go out as strings; text parts of a list are joined."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return orjson.dumps(content).decode()
-
-
 def _tool_call(tc: dict[str, Any]) -> dict[str, Any]:
     fn = tc.get("function") or {}
     args = fn.get("arguments", "")
@@ -104,7 +91,7 @@ def convert_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for message in messages:
         msg = {k: v for k, v in message.items() if not k.startswith("_")}
-        msg["content"] = _text(msg.get("content"))
+        msg["content"] = message_text(msg.get("content"))
         role = msg.get("role")
         if role == "assistant":
             if msg.get("tool_calls"):

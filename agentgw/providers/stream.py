@@ -69,6 +69,19 @@ def versioned_base(base_url: str) -> tuple[str, bool]:
     return base, bool(_VERSIONED.search(base))
 
 
+def message_text(content: Any) -> str:
+    """Message contents go out as strings; text parts of a list are joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return orjson.dumps(content).decode()
+
+
 def as_int(value: Any) -> int:
     """Token counts arrive as int, null or (rarely) float; anything else counts as 0."""
     if isinstance(value, bool):
