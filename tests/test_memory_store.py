@@ -100,6 +100,7 @@ async def test_round_trip_index_and_lines(store: ChatStore) -> None:
 
     usage = UsageTotals()
     usage.add_call({"inputTokens": 10, "outputTokens": 5, "points": 0.25})
+    await asyncio.sleep(0.002)  # updatedAt has millisecond resolution; inline writes are faster
     await store.record_run_end(first, usage)
     await store.record_run_end(first, usage)
     chats = await store.list_chats()

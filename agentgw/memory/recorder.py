@@ -81,6 +81,7 @@ class RunRecorder:
 
     __slots__ = (
         "_blocks",
+        "_deferred",
         "_disabled",
         "_end",
         "_msg_id",
@@ -140,6 +141,7 @@ class RunRecorder:
         self._end: dict[str, Any] | None = None
         self._query_line: dict[str, Any] = {}
         self._start_task: asyncio.Task[None] | None = None
+        self._deferred: tuple[dict[str, Any] | None] | None = None
 
     # ---- engine API -------------------------------------------------------------------
 
@@ -181,9 +183,19 @@ class RunRecorder:
     def start_in_background(self, create: dict[str, Any] | None = None) -> None:
         """Write the chat and query line off the first-delta path; steps wait for it.
 
-        Used for a new chat, whose first model call needs nothing from the file.
+        Used for a new chat, whose first model call needs nothing from the file: the writes
+        start when the run's first output block opens (so a burst of new runs gets its first
+        deltas out before the file work), or at the latest before the first step is written.
         """
-        self._start_task = asyncio.create_task(self._write_start(create), name=f"record-start-{self.run_id}")
+        self._deferred = (create,)
+
+    def _launch(self) -> None:
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            self._start_task = asyncio.create_task(
+                self._write_start(deferred[0]), name=f"record-start-{self.run_id}"
+            )
 
     async def _write_start(self, create: dict[str, Any] | None) -> None:
         line = self._query_line
@@ -198,6 +210,7 @@ class RunRecorder:
         await self._write(line)
 
     async def _started(self) -> None:
+        self._launch()
         task = self._start_task
         if task is not None:
             self._start_task = None
@@ -291,6 +304,8 @@ class RunRecorder:
         self._text_block(event, "content", str(event.get("contentId") or ""))
 
     def _text_block(self, event: dict[str, Any], kind: str, live_id: str) -> _Block:
+        if self._deferred is not None:
+            self._launch()
         if kind == "reasoning":
             message = self._assistant(event, {"reasoning_content": []})
             message["_reasoningId"] = new_id("r")
@@ -333,6 +348,8 @@ class RunRecorder:
         message["_timing"] = _timing(block.started, stamp)
 
     def _call_block(self, event: dict[str, Any], kind: str, call_id: str, name: str) -> _Block:
+        if self._deferred is not None:
+            self._launch()
         call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
         message = self._assistant(event, {"tool_calls": [call]})
         is_action = kind == "action" or name in self.action_tools
