@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from agentgw.catalog.capabilities import BUILTIN_BACKEND_TOOLS, PLAN_TOOLS
 from agentgw.errors import ToolError
 from agentgw.settings import load_settings
 from agentgw.tools import BUILTINS, execute_builtin, result_text, tool_error_payload
@@ -24,19 +25,10 @@ def make_ctx(**fields: Any) -> ToolContext:
 
 
 def test_registry_holds_the_spec_tools_and_no_plan_tools() -> None:
-    assert set(BUILTINS) == {
-        "_bash_",
-        "_skill_run_script_",
-        "city_datetime",
-        "mock_city_weather",
-        "mock_logistics_status",
-        "mock_ops_runbook",
-        "mock_todo_tasks",
-        "mock_transport_schedule",
-        "mock_sensitive_data_detector",
-        "agent_file_create",
-        "web_search",
-    }
+    # The catalog's list of built-ins (what capability files may name without a toolApi) and
+    # the implementations must agree; the plan tools are the engine's own.
+    assert set(BUILTINS) == BUILTIN_BACKEND_TOOLS - set(PLAN_TOOLS)
+    assert "_bash_" in BUILTINS and "web_search" in BUILTINS and len(BUILTINS) == 11
     assert all(inspect.iscoroutinefunction(fn) for fn in BUILTINS.values())
 
 
