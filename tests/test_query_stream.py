@@ -427,3 +427,15 @@ async def test_client_disconnect_is_not_a_cancel_and_leaves_no_task(
     events = parse_sse(b"".join(run.log.frames))
     assert events[-1]["type"] == "run.complete"
     assert "".join(e.get("delta", "") for e in events if e["type"] == "content.delta") == "first second"
+
+
+async def test_provider_error_never_echoes_the_api_key(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    gw = await make_gateway({"one": ONESHOT})
+    key = gw.settings.agent.providers["demo"].api_key
+    provider.enqueue([HttpError(401, {"error": {"message": f"Incorrect API key provided: {key}"}})])
+    events = await gw.query({"agentKey": "one", "message": "hi"})
+    err = events[-1]
+    assert err["type"] == "run.error" and "401" in err["error"]["message"]
+    assert key not in orjson.dumps(events).decode() and "***" in err["error"]["message"]

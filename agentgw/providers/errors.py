@@ -74,6 +74,11 @@ def _error(
     body: str = "",
     retriable: bool = False,
 ) -> ProviderError:
+    key = call.api_key
+    if key and len(key) >= 6:
+        # Some providers echo the key (or part of it) in error bodies; the message goes to
+        # the client in run.error and to the log, so the key never rides along.
+        message, body = message.replace(key, "***"), body.replace(key, "***")
     return ProviderError(
         code,
         message,
