@@ -139,8 +139,6 @@ async def run_plan_execute(state: RunState) -> str:
     plan_stage = agent.stages["plan"]
     execute = agent.stages["execute"]
     summary = agent.stages.get("summary") or execute
-    if state.plan is not None and state.plan.get("tasks"):
-        pass  # plan.update already followed run.start
     await _plan_stage(state, plan_stage)
     finish = await _execute_stage(state, execute)
     if finish == "timeout":

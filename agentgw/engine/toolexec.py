@@ -19,6 +19,7 @@ import orjson
 from agentgw.catalog.types import ApprovalRule
 from agentgw.engine.state import PendingCall, RunState, ToolCall
 from agentgw.errors import ToolError
+from agentgw.settings import resolve_dir
 from agentgw.tools import BUILTINS, call_http_tool, result_text, tool_error_payload
 from agentgw.tools.base import ToolContext
 from agentgw.tools.templates import resolve_templates
@@ -119,20 +120,21 @@ async def _run_backend(state: RunState, call: ToolCall, args: dict[str, Any]) ->
     if policy == "confirm":
         args = await _wait_approval(state, call, args)
     args = resolve_templates(args, state.latest_results)
+    timeout = state.agent.budget.tool.timeout_ms / 1000
+    folders = state.settings.agent
     ctx = ToolContext(
         settings=state.settings,
         run_id=state.run_id,
         chat_id=state.chat_id,
         tool_call_id=call.id,
         skills=state.snapshot.skills,
-        skills_dir=None,
-        agents_dir=None,
+        skills_dir=resolve_dir(folders.skill.external_dir),
+        agents_dir=resolve_dir(folders.catalog.external_dir),
         http=state.http,
         emit=lambda type_, fields: _emit_from_tool(state, type_, fields),
-        timeout_s=state.agent.budget.tool.timeout_ms / 1000,
+        validate_agent=state.snapshot.validate_agent_text,
+        timeout_s=timeout,
     )
-    _customise_context(state, ctx)
-    timeout = state.agent.budget.tool.timeout_ms / 1000
     try:
         return await _execute(state, call, args, ctx, limit_s=timeout)
     finally:
@@ -173,17 +175,6 @@ async def _execute(
     return ToolOutcome(
         call, result_text(result), ok=not (isinstance(result, dict) and result.get("ok") is False)
     )
-
-
-def _customise_context(state: RunState, ctx: ToolContext) -> None:
-    from agentgw.settings import resolve_dir
-
-    agent_settings = state.settings.agent
-    ctx.skills_dir = resolve_dir(agent_settings.skill.external_dir)
-    ctx.agents_dir = resolve_dir(agent_settings.catalog.external_dir)
-    validator = getattr(state.snapshot, "validate_agent_text", None)
-    if callable(validator):
-        ctx.validate_agent = validator
 
 
 def _new_pending(

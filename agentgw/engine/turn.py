@@ -160,7 +160,6 @@ async def _stream_turn(state: RunState, call: ModelCall, tools: dict[str, ToolDe
     content: list[str] = []
     reasoning: list[str] = []
     calls: dict[int, ToolCall] = {}
-    run_id = state.run_id
     async for ev in stream_call(state.http, call, log=state.interaction_log):
         kind = type(ev)
         if kind is ContentDelta:
@@ -203,7 +202,6 @@ async def _stream_turn(state: RunState, call: ModelCall, tools: dict[str, ToolDe
             log.emit("action.end", {"actionId": tc.id})
         else:
             log.emit("tool.end", {"toolId": tc.id})
-    del run_id
     return result
 
 
