@@ -429,6 +429,9 @@ class ChatStore:
             item = {key: record.get(key) for key in _PUBLIC_FIELDS}
             item["usage"] = UsageTotals.from_dict(record.get("usage")).to_dict()
             out.append(item)
+        # Ties (same millisecond) go to the chat created later: the index keeps creation order
+        # and a reversed stable sort keeps the order of equal keys, so reverse it first.
+        out.reverse()
         out.sort(key=lambda r: (int(r.get("updatedAt") or 0), int(r.get("createdAt") or 0)), reverse=True)
         return out
 
