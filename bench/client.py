@@ -15,14 +15,22 @@ from typing import Any
 
 import aiohttp
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU time of a process (all its threads), in seconds, at nanosecond resolution.
+
+    ``/proc/<pid>/task/<tid>/schedstat`` holds each thread's time on CPU in ns; the sum is
+    exact for threads alive at both readings (the gateway's worker threads live as long as
+    it does). ``/proc/<pid>/stat`` counts in 10 ms ticks, too coarse for per-request costs.
+    """
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended between listdir and open
+    return total / 1e9
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

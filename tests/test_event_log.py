@@ -1,4 +1,4 @@
-"""The run event log: numbering, block rules, followers, heartbeats."""
+"""The run event log: numbering, block rules, followers (direct and catching up), heartbeats."""
 
 from __future__ import annotations
 
@@ -14,31 +14,159 @@ def decode(frame: bytes) -> list[dict[str, object]]:
     return [orjson.loads(line[5:]) for line in frame.split(b"\n") if line.startswith(b"data:")]
 
 
+class Peer:
+    """A follower's far end, in memory: records each send and how it was made.
+
+    ``open`` mimics the HTTP sink: direct writes are declined until one ``write`` went out
+    (the headers), and while ``congested`` (a slow client), until ``write`` drains.
+    """
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, bytes]] = []  # ("direct" | "task", data)
+        self.open = False
+        self.congested = False
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.changed = asyncio.Event()
+
+    def write_nowait(self, data: bytes) -> bool:
+        if not self.open or self.congested:
+            return False
+        self.sends.append(("direct", data))
+        self.changed.set()
+        return True
+
+    async def write(self, data: bytes) -> None:
+        await self.drained.wait()
+        self.congested = False
+        self.sends.append(("task", data))
+        self.open = True
+        self.changed.set()
+
+    def events(self) -> list[dict[str, object]]:
+        return [e for _, data in self.sends for e in decode(data)]
+
+    async def wait_for(self, count: int) -> None:
+        while len(self.events()) < count:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), 2)
+
+
 async def test_idle_follower_gets_heartbeats_then_events() -> None:
     log = EventLog("r1")
-    follower = log.follow(0, heartbeat_s=0.05)
-    assert await asyncio.wait_for(anext(follower), 2) is None  # idle: a heartbeat
+    peer = Peer()
+    pump = asyncio.create_task(log.pump(peer, 0, heartbeat_s=0.05))
+    await asyncio.wait_for(peer.changed.wait(), 2)
+    assert peer.sends[0] == ("task", HEARTBEAT)  # idle: a heartbeat, through the task
     log.emit("run.start", {"runId": "r1", "chatId": "c"})
-    frame = await asyncio.wait_for(anext(follower), 2)
-    assert frame is not None and decode(frame)[0]["type"] == "run.start"
+    log.text_delta("content", "hi")
     log.emit("run.complete", {"runId": "r1"})
-    rest = [f async for f in follower]
-    assert [decode(f)[0]["type"] for f in rest if f] == ["run.complete"]
+    await asyncio.wait_for(pump, 2)
+    assert [e["type"] for e in peer.events()] == [
+        "run.start",
+        "content.start",
+        "content.delta",
+        "content.end",
+        "run.complete",
+    ]
+    # Caught up, the follower is written to by the emitter: one send per event.
+    frames = [data for how, data in peer.sends if how == "direct"]
+    assert [len(decode(f)) for f in frames] == [1, 1, 1, 1, 1]
     assert HEARTBEAT == b":heartbeat\n\n"
+
+
+async def test_direct_heartbeat_while_waiting() -> None:
+    log = EventLog("r1b")
+    peer = Peer()
+    peer.open = True
+    pump = asyncio.create_task(log.pump(peer, 0, heartbeat_s=0.05))
+    await asyncio.sleep(0.13)
+    assert peer.sends[:2] == [("direct", HEARTBEAT), ("direct", HEARTBEAT)]
+    log.emit("run.cancel", {"runId": "r1b"})
+    await asyncio.wait_for(pump, 2)
+    assert peer.events()[-1]["type"] == "run.cancel"
 
 
 async def test_cancelled_follower_does_not_disturb_others() -> None:
     log = EventLog("r2")
-    a, b = log.follow(0), log.follow(0)
-    task_a = asyncio.create_task(anext(a))
-    task_b = asyncio.create_task(anext(b))
+    a, b = Peer(), Peer()
+    task_a = asyncio.create_task(log.pump(a))
+    task_b = asyncio.create_task(log.pump(b))
     await asyncio.sleep(0.01)
     task_a.cancel()
     log.text_delta("content", "hi")
-    frame = await asyncio.wait_for(task_b, 2)
-    assert frame is not None
-    kinds = [e["type"] for e in decode(frame)]
-    assert kinds == ["content.start", "content.delta"]
+    await b.wait_for(2)
+    assert [e["type"] for e in b.events()] == ["content.start", "content.delta"]
+    log.emit("run.complete", {"runId": "r2"})
+    await asyncio.wait_for(task_b, 2)
+    assert task_a.cancelled() and a.sends == []
+
+
+async def test_late_follower_replays_in_one_send_then_follows_live() -> None:
+    log = EventLog("r3")
+    for word in ("a", "b", "c"):
+        log.text_delta("content", word)
+    peer = Peer()
+    pump = asyncio.create_task(log.pump(peer, after=1))
+    await peer.wait_for(3)
+    assert peer.sends[0][0] == "task" and [e["seq"] for e in decode(peer.sends[0][1])] == [2, 3, 4]
+    log.text_delta("content", "d")
+    log.emit("run.complete", {"runId": "r3"})
+    await asyncio.wait_for(pump, 2)
+    assert [e["seq"] for e in peer.events()] == [2, 3, 4, 5, 6, 7]
+    assert [how for how, _ in peer.sends[1:]] == ["direct"] * 3
+
+
+async def test_slow_peer_loses_nothing_and_keeps_order() -> None:
+    log = EventLog("r4")
+    peer = Peer()
+    peer.open = True
+    pump = asyncio.create_task(log.pump(peer))
+    await asyncio.sleep(0.01)
+    log.text_delta("content", "0")
+    peer.congested = True
+    peer.drained.clear()
+    for i in range(1, 50):  # the peer cannot take these now: they wait in the log
+        log.text_delta("content", str(i))
+    await asyncio.sleep(0.01)
+    assert len(peer.events()) == 2
+    peer.drained.set()
+    await peer.wait_for(51)
+    log.text_delta("content", "50")  # caught up again: direct
+    log.emit("run.complete", {"runId": "r4"})
+    await asyncio.wait_for(pump, 2)
+    events = peer.events()
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert "".join(str(e["delta"]) for e in events if e["type"] == "content.delta") == "".join(
+        str(i) for i in range(51)
+    )
+    assert peer.sends[-1][0] == "direct"
+
+
+async def test_corked_events_go_out_in_one_send() -> None:
+    log = EventLog("r5")
+    peer = Peer()
+    peer.open = True
+    pump = asyncio.create_task(log.pump(peer))
+    await asyncio.sleep(0.01)
+    log.cork()
+    log.text_delta("reasoning", "x")
+    log.text_delta("content", "y")
+    assert peer.sends == []
+    log.uncork()
+    assert len(peer.sends) == 1
+    assert [e["type"] for e in decode(peer.sends[0][1])] == [
+        "reasoning.start",
+        "reasoning.delta",
+        "reasoning.end",
+        "content.start",
+        "content.delta",
+    ]
+    log.cork()
+    log.text_delta("content", "z")
+    log.emit("run.complete", {"runId": "r5"})  # the terminal event is never held back
+    await asyncio.wait_for(pump, 2)
+    assert peer.events()[-1]["type"] == "run.complete"
 
 
 async def test_blocks_open_close_and_ids() -> None:

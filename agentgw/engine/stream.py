@@ -1,8 +1,15 @@
 """A run's event log: the one place events are numbered, block-bracketed and fanned out.
 
 The engine emits into an :class:`EventLog`; any number of SSE writers (the query response,
-a resuming tab) follow it with :meth:`EventLog.follow`. Events are kept for the life of the
+a resuming tab) follow it with :meth:`EventLog.pump`. Events are kept for the life of the
 run so a reconnecting client can replay what it missed (§10.1).
+
+Fan-out (§4.1, one upstream delta → one event, at once): a follower that has caught up is
+written to by the emitting task itself, synchronously, through its :class:`FrameSink`: no
+task switch and no wake-up per event. A follower that is behind (it resumed, or its peer
+is slow) catches up in its own task and then goes back to being written to directly. The
+engine may :meth:`~EventLog.cork` the log while it turns one received provider chunk into
+events; :meth:`~EventLog.uncork` then writes them with one send (each still its own event).
 
 Block rules (§11.3): ``reasoning.start``/``content.start`` go out right before a block's first
 delta; the open block is closed (``*.end``) by the next event of any other kind and before
@@ -13,22 +20,47 @@ other event, so new blocks follow every turn, tool result, plan or task event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from agentgw.events import TERMINAL_TYPES, now_ms, sse_frame
+from agentgw.events import HEARTBEAT, TERMINAL_TYPES, now_ms, sse_frame
 
 Listener = Callable[[dict[str, Any]], None]
 
 
+class FrameSink(Protocol):
+    """Where a follower's SSE frames go (an HTTP response; see ``agentgw.http.sse``)."""
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Send ``data`` now if the peer can take it; ``False`` (nothing sent) if it cannot."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data``, first waiting for a slow peer; raises when the peer is gone."""
+        ...
+
+
+class _Follower:
+    __slots__ = ("beat", "cursor", "last", "sink", "waiter")
+
+    def __init__(self, sink: FrameSink, cursor: int, now: float) -> None:
+        self.sink = sink
+        self.cursor = cursor  # frames[:cursor] are sent
+        self.last = now  # loop time of the last send (heartbeats)
+        self.beat = False  # a heartbeat is due
+        self.waiter: asyncio.Future[None] | None = None  # set while written to directly
+
+
 class EventLog:
     __slots__ = (
+        "_clock",
+        "_corked",
         "_counters",
+        "_direct",
         "_listeners",
         "_open_id",
         "_open_kind",
         "_ts",
-        "_waiters",
         "closed",
         "frames",
         "last_event",
@@ -47,7 +79,9 @@ class EventLog:
         self.closed = False
         self.task_id: str | None = None  # set while a PLAN_EXECUTE task runs
         self._listeners: list[Listener] = []
-        self._waiters: list[asyncio.Future[None]] = []  # one per follower that is idle
+        self._direct: list[_Follower] = []  # caught-up followers, written to on emit
+        self._corked = False
+        self._clock: Callable[[], float] | None = None  # the loop's clock, once followed
         self._open_kind: str | None = None  # "reasoning" | "content"
         self._open_id = ""
         self._counters = {"reasoning": 0, "content": 0}
@@ -65,14 +99,43 @@ class EventLog:
         self.frames.append(sse_frame(event))
         for listener in self._listeners:
             listener(event)
-        if self._waiters:
-            self._wake_all()
+        if self._direct and not self._corked:
+            self._fan_out()
         return event
 
-    def _wake_all(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
+    def cork(self) -> None:
+        """Hold direct writes: the events emitted until :meth:`uncork` go out in one send."""
+        self._corked = True
+
+    def uncork(self) -> None:
+        self._corked = False
+        if self._direct:
+            self._fan_out()
+
+    def _fan_out(self) -> None:
+        frames = self.frames
+        end = len(frames)
+        stuck: list[_Follower] | None = None
+        now = self._clock() if self._clock is not None else 0.0
+        for f in self._direct:
+            if f.cursor < end:
+                data = frames[-1] if end - f.cursor == 1 else b"".join(frames[f.cursor : end])
+                if f.sink.write_nowait(data):
+                    f.cursor = end
+                    f.last = now
+                else:
+                    stuck = [f] if stuck is None else [*stuck, f]
+        if self.closed:
+            self._release(list(self._direct))
+        elif stuck is not None:
+            self._release(stuck)
+
+    def _release(self, followers: list[_Follower]) -> None:
+        """Stop writing to ``followers`` directly; their own tasks take over."""
+        for f in followers:
+            self._direct.remove(f)
+            waiter = f.waiter
+            if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
     def _timestamp(self) -> int:
@@ -95,6 +158,7 @@ class EventLog:
                 event[key] = value
         if type_ in TERMINAL_TYPES:
             self.closed = True
+            self._corked = False  # the terminal event goes out now, and followers finish
         return self._push(event)
 
     def text_delta(self, kind: str, delta: str) -> None:
@@ -148,56 +212,59 @@ class EventLog:
 
     # ---- following ------------------------------------------------------------------------
 
-    async def follow(self, after: int = 0, heartbeat_s: float = 15.0) -> AsyncIterator[bytes | None]:
-        """Yield SSE frames from ``seq > after`` until the terminal event; ``None`` means heartbeat.
+    async def pump(self, sink: FrameSink, after: int = 0, heartbeat_s: float = 15.0) -> None:
+        """Send the frames after seq ``after`` to ``sink`` until the terminal event.
 
-        Each follower waits on a future of its own (a disconnecting client cancels only its
-        own), and one timer per follower, re-armed when it fires, drives the heartbeat: no
-        timer is created per event.
+        Frames already emitted go out in one send (each still its own SSE event); once
+        caught up, the follower is written to by the emitting task (see the module doc)
+        and this task only sleeps. A heartbeat goes out after ``heartbeat_s`` without a
+        send, from one timer per follower, re-armed when it fires. Returns after the
+        terminal frame is sent; raises what ``sink.write`` raises (a peer that went away).
         """
         loop = asyncio.get_running_loop()
-        cursor = max(0, after)
-        last_sent = loop.time()
-        beat = False
-        waiter: asyncio.Future[None] | None = None
+        self._clock = loop.time
+        f = _Follower(sink, max(0, after), loop.time())
         handle: asyncio.TimerHandle
 
         def tick() -> None:
-            nonlocal handle, beat
-            due = last_sent + heartbeat_s
-            if loop.time() >= due:
-                beat = True
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-                due = loop.time() + heartbeat_s
+            nonlocal handle
+            now = loop.time()
+            due = f.last + heartbeat_s
+            if now >= due:
+                if f.waiter is not None and f.sink.write_nowait(HEARTBEAT):
+                    f.last = now
+                else:
+                    f.beat = True
+                    if f.waiter is not None:
+                        self._release([f])
+                due = now + heartbeat_s
             handle = loop.call_at(due, tick)
 
-        handle = loop.call_at(last_sent + heartbeat_s, tick)
+        handle = loop.call_at(f.last + heartbeat_s, tick)
         try:
             while True:
                 frames = self.frames
                 end = len(frames)
-                if cursor < end:
-                    # Frames already emitted go out in one write: each is still its own SSE
-                    # event, nothing waits for more, and a burst costs one syscall, not many.
-                    yield frames[cursor] if end - cursor == 1 else b"".join(frames[cursor:end])
-                    cursor = end
-                    last_sent = loop.time()
+                if f.cursor < end:
+                    data = frames[f.cursor] if end - f.cursor == 1 else b"".join(frames[f.cursor : end])
+                    f.cursor = end
+                    await sink.write(data)
+                    f.last = loop.time()
                     continue
                 if self.closed:
                     return
-                if beat:
-                    beat = False
-                    yield None
-                    last_sent = loop.time()
+                if f.beat:
+                    f.beat = False
+                    await sink.write(HEARTBEAT)
+                    f.last = loop.time()
                     continue
-                waiter = loop.create_future()
-                self._waiters.append(waiter)
+                f.waiter = loop.create_future()
+                self._direct.append(f)
                 try:
-                    await waiter
+                    await f.waiter
                 finally:
-                    if not waiter.done():  # cancelled: stop being woken
-                        self._waiters.remove(waiter)
-                    waiter = None
+                    f.waiter = None
+                    if f in self._direct:  # cancelled (the peer went away)
+                        self._direct.remove(f)
         finally:
             handle.cancel()

@@ -15,7 +15,7 @@ from agentgw.catalog.prompting import assemble_system_prompt
 from agentgw.catalog.types import Stage, ToolDef
 from agentgw.engine.state import RunState, ToolCall, short_id
 from agentgw.errors import ProviderError
-from agentgw.providers import stream_call
+from agentgw.providers import stream_batches
 from agentgw.providers.base import (
     ContentDelta,
     Finish,
@@ -160,38 +160,52 @@ async def _stream_turn(state: RunState, call: ModelCall, tools: dict[str, ToolDe
     content: list[str] = []
     reasoning: list[str] = []
     calls: dict[int, ToolCall] = {}
-    async for ev in stream_call(state.http, call, log=state.interaction_log):
-        kind = type(ev)
-        if kind is ContentDelta:
-            text = ev.text  # type: ignore[union-attr]
-            log.text_delta("content", text)
-            content.append(text)
-        elif kind is ReasoningDelta:
-            text = ev.text  # type: ignore[union-attr]
-            log.text_delta("reasoning", text)
-            reasoning.append(text)
-        elif kind is ToolCallDelta:
-            assert isinstance(ev, ToolCallDelta)
-            tc = calls.get(ev.index)
-            if tc is None:
-                tc = _open_call(state, ev, tools, len(calls))
-                calls[ev.index] = tc
-            if ev.arguments:
-                chunk = len(tc.arg_parts)
-                tc.arg_parts.append(ev.arguments)
-                if tc.kind == "action":
-                    log.emit("action.args", {"actionId": tc.id, "delta": ev.arguments})
-                else:
-                    log.emit("tool.args", {"toolId": tc.id, "delta": ev.arguments, "chunkIndex": chunk})
-        elif kind is Usage:
-            assert isinstance(ev, Usage)
-            result.usage = ev
-        elif kind is Finish:
-            assert isinstance(ev, Finish)
-            result.finish = ev.reason
-        elif kind is ReasoningSignature:
-            assert isinstance(ev, ReasoningSignature)
-            result.signature = ev.signature
+    recorder = state.recorder
+    async for batch in stream_batches(state.http, call, log=state.interaction_log):
+        if recorder is not None:
+            # The run's query is on disk before its first output goes out (done by now,
+            # normally: it was written while the provider prepared its answer).
+            await recorder.started()
+            recorder = None
+        # The events of one provider read go out in one send, each its own SSE event.
+        log.cork()
+        try:
+            for ev in batch:
+                kind = type(ev)
+                if kind is ContentDelta:
+                    text = ev.text  # type: ignore[union-attr]
+                    log.text_delta("content", text)
+                    content.append(text)
+                elif kind is ReasoningDelta:
+                    text = ev.text  # type: ignore[union-attr]
+                    log.text_delta("reasoning", text)
+                    reasoning.append(text)
+                elif kind is ToolCallDelta:
+                    assert isinstance(ev, ToolCallDelta)
+                    tc = calls.get(ev.index)
+                    if tc is None:
+                        tc = _open_call(state, ev, tools, len(calls))
+                        calls[ev.index] = tc
+                    if ev.arguments:
+                        chunk = len(tc.arg_parts)
+                        tc.arg_parts.append(ev.arguments)
+                        if tc.kind == "action":
+                            log.emit("action.args", {"actionId": tc.id, "delta": ev.arguments})
+                        else:
+                            log.emit(
+                                "tool.args", {"toolId": tc.id, "delta": ev.arguments, "chunkIndex": chunk}
+                            )
+                elif kind is Usage:
+                    assert isinstance(ev, Usage)
+                    result.usage = ev
+                elif kind is Finish:
+                    assert isinstance(ev, Finish)
+                    result.finish = ev.reason
+                elif kind is ReasoningSignature:
+                    assert isinstance(ev, ReasoningSignature)
+                    result.signature = ev.signature
+        finally:
+            log.uncork()
     log.close_block()
     result.content = "".join(content)
     result.reasoning = "".join(reasoning)

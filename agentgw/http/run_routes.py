@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from agentgw import appkeys
+from agentgw.engine.stream import EventLog
 from agentgw.errors import RequestError
-from agentgw.events import HEARTBEAT
 from agentgw.http.envelope import ok, read_json_object
 from agentgw.memory.store import chat_name, parse_chat_id
 
@@ -78,13 +78,56 @@ def principal_of(request: web.Request) -> str | None:
     return request.get(appkeys.PRINCIPAL)
 
 
-async def write_sse(request: web.Request, frames: Any) -> web.StreamResponse:
-    """Prepare the SSE response once, then one write per event; heartbeats while idle."""
+class ResponseSink:
+    """An SSE response the emitting run task can write to synchronously (§4.1).
+
+    :meth:`write_nowait` puts one already-framed burst on the socket with a single
+    ``transport.write`` (HTTP/1.1 chunk framing added here), so a caught-up follower costs
+    no task switch per event. It declines — and the follower's own task takes over with
+    :meth:`write`, which waits for the peer — before the headers are out, when the peer is
+    gone, and while the socket's send buffer is above its high-water mark. Bytes sent this
+    way are not counted in aiohttp's access-log body size.
+    """
+
+    __slots__ = ("_chunked", "_direct", "_high", "_request", "_resp", "_transport")
+
+    def __init__(self, request: web.Request, resp: web.StreamResponse) -> None:
+        self._request = request
+        self._resp = resp
+        self._transport = request.transport
+        # What prepare() chose: HTTP/1.1 streams without a length are chunked, 1.0 ones are not.
+        self._chunked = resp.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        self._high = self._transport.get_write_buffer_limits()[1] if self._transport is not None else 0
+        # Only once aiohttp has sent the headers, and never under a compressing middleware.
+        self._direct = False
+
+    def write_nowait(self, data: bytes) -> bool:
+        transport = self._transport
+        if (
+            not self._direct
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > self._high
+        ):
+            return False
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        return True
+
+    async def write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() > self._high:
+                await self._request.writer.drain()
+        await self._resp.write(data)
+        self._direct = not self._resp.compression
+
+
+async def write_sse(request: web.Request, log: EventLog, after: int = 0) -> web.StreamResponse:
+    """Prepare the SSE response once, then stream the run's events; heartbeats while idle."""
     resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await resp.prepare(request)
     try:
-        async for frame in frames:
-            await resp.write(HEARTBEAT if frame is None else frame)
+        await log.pump(ResponseSink(request, resp), after, HEARTBEAT_S)
     except (ConnectionResetError, asyncio.CancelledError):
         # The client went away: the run goes on (a disconnect is not a cancel).
         logger.debug("client disconnected from %s", request.path)
@@ -137,7 +180,7 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
         owner=principal,
         on_busy=on_busy,  # type: ignore[arg-type]
     )
-    return await write_sse(request, run.log.follow(0, HEARTBEAT_S))
+    return await write_sse(request, run.log)
 
 
 async def handle_stream(request: web.Request) -> web.StreamResponse:
@@ -155,7 +198,7 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         after = int(after_raw)
     except ValueError as exc:
         raise RequestError(400, f"after / Last-Event-ID must be an integer seq, got {after_raw!r}") from exc
-    return await write_sse(request, run.log.follow(after, HEARTBEAT_S))
+    return await write_sse(request, run.log, after)
 
 
 async def handle_submit(request: web.Request) -> web.Response:

@@ -181,11 +181,12 @@ class RunRecorder:
         )
 
     def start_in_background(self, create: dict[str, Any] | None = None) -> None:
-        """Write the chat and query line off the first-delta path; steps wait for it.
+        """Write the chat and query line while the first model call starts.
 
-        Used for a new chat, whose first model call needs nothing from the file: the writes
-        start when the run's first output block opens (so a burst of new runs gets its first
-        deltas out before the file work), or at the latest before the first step is written.
+        The writes begin with the first :meth:`begin_stage` (the provider request is about
+        to go out) and run while the provider answers; the engine awaits :meth:`started`
+        before it emits the first output, so a client that saw a delta of this run finds
+        its query in the chat even if the process dies right after. Steps wait for it too.
         """
         self._deferred = (create,)
 
@@ -209,7 +210,8 @@ class RunRecorder:
             )
         await self._write(line)
 
-    async def _started(self) -> None:
+    async def started(self) -> None:
+        """Wait until the chat file and the query line are written (at once if they are)."""
         self._launch()
         task = self._start_task
         if task is not None:
@@ -218,6 +220,8 @@ class RunRecorder:
 
     def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
         """A model turn begins: set the stage, system snapshot and task of what follows."""
+        if self._deferred is not None:
+            self._launch()
         stage = _STAGE_ALIASES.get(stage, stage)
         # Before the first turn only the user message is pending: it joins the first stage.
         changed = stage != self._stage or task_id != self._task_id
@@ -246,7 +250,7 @@ class RunRecorder:
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
-        await self._started()
+        await self.started()
         if self._has_news():
             self._seal()
         while self._sealed:
@@ -304,8 +308,6 @@ class RunRecorder:
         self._text_block(event, "content", str(event.get("contentId") or ""))
 
     def _text_block(self, event: dict[str, Any], kind: str, live_id: str) -> _Block:
-        if self._deferred is not None:
-            self._launch()
         if kind == "reasoning":
             message = self._assistant(event, {"reasoning_content": []})
             message["_reasoningId"] = new_id("r")
@@ -348,8 +350,6 @@ class RunRecorder:
         message["_timing"] = _timing(block.started, stamp)
 
     def _call_block(self, event: dict[str, Any], kind: str, call_id: str, name: str) -> _Block:
-        if self._deferred is not None:
-            self._launch()
         call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
         message = self._assistant(event, {"tool_calls": [call]})
         is_action = kind == "action" or name in self.action_tools

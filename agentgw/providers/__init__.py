@@ -1,7 +1,8 @@
 """Provider adapters: one streaming call per model turn, whatever the wire protocol.
 
 The engine builds a :class:`~agentgw.providers.base.ModelCall` and iterates
-:func:`stream_call`. Contract of the event sequence:
+:func:`stream_batches` (the events grouped by the chunk that brought them);
+:func:`stream_call` yields the same events one by one. Contract of the event sequence:
 
 - one event per upstream delta, yielded the moment its frame is parsed (no merging, no
   buffering: SPEC §4.1); empty text deltas are dropped, whitespace-only ones kept;
@@ -21,6 +22,7 @@ consuming task, closes the provider connection.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 
 import aiohttp
@@ -50,17 +52,18 @@ __all__ = [
     "ReasoningSignature",
     "ToolCallDelta",
     "Usage",
+    "stream_batches",
     "stream_call",
 ]
 
 
-def stream_call(
+def stream_batches(
     session: aiohttp.ClientSession, call: ModelCall, *, log: InteractionLog | None = None
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Stream one model call; dispatches on ``call.protocol``.
+) -> AsyncGenerator[list[ProviderEvent], None]:
+    """Stream one model call as lists of events, one list per received chunk (the engine's form).
 
-    Returns the adapter's async generator directly (no wrapping layer on the hot path):
-    ``async for event in stream_call(...)`` works exactly as with an ``async def`` generator.
+    The events are those of :func:`stream_call`, in the same order and as soon; a list holds
+    what one read from the provider completed, so the engine can send it in one write.
     Raises :class:`~agentgw.errors.ProviderError` (``provider_config_error``) at once for a
     call that cannot be made.
     """
@@ -71,3 +74,23 @@ def stream_call(
     if call.protocol in ("OPENAI", "NEWAPI_OPENAI_COMPATIBLE"):
         return stream_openai(session, call, log)
     raise errors.config_error(call, f"unsupported protocol {call.protocol!r}")
+
+
+def stream_call(
+    session: aiohttp.ClientSession, call: ModelCall, *, log: InteractionLog | None = None
+) -> AsyncGenerator[ProviderEvent, None]:
+    """Stream one model call, one event at a time; dispatches on ``call.protocol``.
+
+    Raises :class:`~agentgw.errors.ProviderError` (``provider_config_error``) at once for a
+    call that cannot be made. Closing it closes the provider connection.
+    """
+    return _events(stream_batches(session, call, log=log))
+
+
+async def _events(
+    batches: AsyncGenerator[list[ProviderEvent], None],
+) -> AsyncGenerator[ProviderEvent, None]:
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for event in batch:
+                yield event

@@ -313,7 +313,7 @@ class AnthropicFrames:
 
 def stream_anthropic(
     session: aiohttp.ClientSession, call: ModelCall, log: InteractionLog | None = None
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Stream one Messages call; see :func:`agentgw.providers.stream_call`."""
+) -> AsyncGenerator[list[ProviderEvent], None]:
+    """Stream one Messages call in batches; see :func:`agentgw.providers.stream_batches`."""
     url, headers, body = build_request(call)
     return run_stream(session, call, url, headers, body, AnthropicFrames(call), log)

@@ -284,7 +284,7 @@ class OpenAIFrames:
 
 def stream_openai(
     session: aiohttp.ClientSession, call: ModelCall, log: InteractionLog | None = None
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Stream one chat-completions call; see :func:`agentgw.providers.stream_call`."""
+) -> AsyncGenerator[list[ProviderEvent], None]:
+    """Stream one chat-completions call in batches; see :func:`agentgw.providers.stream_batches`."""
     url, headers, body = build_request(call)
     return run_stream(session, call, url, headers, body, OpenAIFrames(call), log)

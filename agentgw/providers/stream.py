@@ -24,8 +24,8 @@ from agentgw.errors import ProviderError
 from agentgw.providers import errors
 from agentgw.providers.base import Finish, ModelCall, ProviderEvent
 from agentgw.providers.errors import StreamState, map_provider_errors
-from agentgw.providers.log import InteractionLog
-from agentgw.providers.sse import SSEParser
+from agentgw.providers.log import CallLog, InteractionLog
+from agentgw.providers.sse import SSEFrame, SSEParser
 
 ERROR_BODY_LIMIT = 64 * 1024
 JSON_BODY_LIMIT = 1024 * 1024
@@ -171,8 +171,13 @@ async def run_stream(
     body: Mapping[str, Any],
     handler: FrameHandler,
     log: InteractionLog | None,
-) -> AsyncGenerator[ProviderEvent, None]:
-    """POST ``body`` to ``url`` and yield the handler's events as the stream is read."""
+) -> AsyncGenerator[list[ProviderEvent], None]:
+    """POST ``body`` to ``url`` and yield the handler's events as the stream is read.
+
+    One list per received chunk: the events of every frame the chunk completed, in order
+    (never empty). Nothing waits for a later chunk; the list only lets the engine send the
+    events of one read together.
+    """
     state = handler.state
     clog = log.open(call, url, headers, body) if log is not None else None
     # The idle timeout is our own watchdog, not aiohttp's sock_read: that one re-arms a timer
@@ -192,25 +197,26 @@ async def run_stream(
             loop_time = watchdog.loop.time
             async for chunk in resp.content.iter_any():
                 watchdog.last = loop_time()
-                for event_name, data in feed(chunk):
-                    for event in _frame_events(call, handler, event_name, data):
-                        state.emitted = True
-                        if clog is not None:
-                            clog.event(event)
-                        yield event
+                frames = feed(chunk)
+                if frames:
+                    batch, failure = _batch(call, handler, frames, clog)
+                    if batch:
+                        yield batch
+                    if failure is not None:
+                        raise failure
                 if handler.done:
                     break
             else:
-                for event_name, data in sse.flush():
-                    for event in _frame_events(call, handler, event_name, data):
-                        state.emitted = True
-                        if clog is not None:
-                            clog.event(event)
-                        yield event
-            for event in handler.end():
-                if clog is not None:
+                batch, failure = _batch(call, handler, sse.flush(), clog)
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
+            batch = handler.end()
+            if clog is not None:
+                for event in batch:
                     clog.event(event)
-                yield event
+            yield batch
             completed = True
     except ProviderError as exc:
         if clog is not None:
@@ -230,3 +236,35 @@ async def run_stream(
                 # Not drained: close the connection rather than pool it, so the provider
                 # sees the client go away and stops generating.
                 resp.close()
+
+
+def _batch(
+    call: ModelCall, handler: FrameHandler, frames: list[SSEFrame], clog: CallLog | None
+) -> tuple[list[ProviderEvent], ProviderError | None]:
+    """The events of the frames of one chunk, and the error of a frame that failed.
+
+    The events parsed before a failing frame still go out (they arrived first); the
+    frames after it are not read.
+    """
+    state = handler.state
+    failure: ProviderError | None = None
+    if len(frames) == 1:
+        event_name, data = frames[0]
+        batch = _frame_events(call, handler, event_name, data)
+    else:
+        batch = []
+        try:
+            for event_name, data in frames:
+                events = _frame_events(call, handler, event_name, data)
+                if events:
+                    # Set before the next frame is read: an error after a delta is not retried.
+                    state.emitted = True
+                    batch.extend(events)
+        except ProviderError as exc:
+            failure = exc
+    if batch:
+        state.emitted = True
+        if clog is not None:
+            for event in batch:
+                clog.event(event)
+    return batch, failure
