@@ -362,6 +362,57 @@ async def test_index_survives_many_updates_and_a_torn_line(tmp_path: Path) -> No
             orjson.loads(line)
 
 
+_INDEX_CHILD = """
+import asyncio, sys
+sys.path.insert(0, {repo!r})
+from agentgw.memory.store import ChatStore
+from agentgw.settings import load_settings
+from agentgw.usage import UsageTotals
+
+async def main():
+    store = ChatStore(load_settings(files=(), environ={{}}, overrides={{"memory.chat.dir": {dir!r}}}))
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together with the parent
+    for i in range(300):
+        await store.record_run_end({chat!r}, UsageTotals(input_tokens=1, calls=1))
+        if i % 50 == 0:
+            await store.create_chat(str(__import__("uuid").uuid4()), "child chat", "demo", "Demo")
+
+asyncio.run(main())
+"""
+
+
+async def test_index_updates_from_two_processes_are_never_lost(tmp_path: Path) -> None:
+    """Both processes keep the index open between updates and compact it in turn; every
+    run end of both is counted once, and each sees the other's chats."""
+    store = ChatStore(make_settings(tmp_path))
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "shared", "demo", "Demo")
+    code = _INDEX_CHILD.format(repo=str(REPO), dir=str(store.dir), chat=chat_id)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
+    assert await child.stdout.readline() == b"ready\n"
+    child.stdin.write(b"go\n")
+    await child.stdin.drain()
+    for i in range(300):
+        await store.record_run_end(chat_id, UsageTotals(input_tokens=1, calls=1))
+        if i % 50 == 0:
+            await store.create_chat(str(uuid.uuid4()), "parent chat", "demo", "Demo")
+    _out, err = await child.communicate()
+    assert child.returncode == 0, err.decode()
+    for reader in (store, ChatStore(make_settings(tmp_path))):
+        chats = await reader.list_chats()
+        names = [c["chatName"] for c in chats]
+        assert names.count("child chat") == 6 and names.count("parent chat") == 6
+        shared = next(c for c in chats if c["chatId"] == chat_id)
+        assert shared["usage"]["calls"] == 600 and shared["usage"]["inputTokens"] == 600
+    lines = (store.dir / INDEX_NAME).read_bytes().splitlines()
+    assert len(lines) <= 2 * 13 + 64 + 1  # compacted along the way
+    assert all(orjson.loads(line)["chatId"] for line in lines)
+
+
 async def test_trim_to_window(store: ChatStore) -> None:
     chat_id = str(uuid.uuid4())
     await store.create_chat(chat_id, "c", "demo", "Demo")

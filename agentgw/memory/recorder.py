@@ -200,15 +200,18 @@ class RunRecorder:
 
     async def _write_start(self, create: dict[str, Any] | None) -> None:
         line = self._query_line
-        if create is not None:
-            await self.store.create_chat(self.chat_id, **create)
-        elif not self.store.chat_path(self.chat_id).is_file():
-            # The engine normally creates the chat (with its owner) before the run starts.
+        if create is None and not self.store.chat_path(self.chat_id).is_file():
+            # The engine names a new chat (and its owner); without that, name it here.
             message = str(line["query"].get("message") or "")
-            await self.store.create_chat(
-                self.chat_id, chat_name(message), str(line["query"].get("agentKey") or ""), "", None
-            )
-        await self._write(line)
+            create = {
+                "name": chat_name(message),
+                "agent_key": str(line["query"].get("agentKey") or ""),
+                "agent_name": "",
+            }
+        if create is not None:
+            await self.store.create_chat(self.chat_id, **create, first_line=line)
+        else:
+            await self._write(line)
 
     async def started(self) -> None:
         """Wait until the chat file and the query line are written (at once if they are)."""

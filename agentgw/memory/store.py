@@ -196,38 +196,90 @@ class _Codec:
 
 
 class _ChatIndex:
-    """``_chats.jsonl``: an in-memory view kept current by reading only what was appended."""
+    """``_chats.jsonl``: an in-memory view kept current by reading only what was appended.
+
+    The lock file and the index stay open between updates (an update is a flock, a stat,
+    one write); a compaction here or in another process replaces the index file, which
+    the inode in the stat shows, and the index is then reopened and read again.
+    """
 
     def __init__(self, path: Path, codec: _Codec) -> None:
         self.path = path
         self.lock_path = path.with_name(path.name + ".lock")
         self.codec = codec
         self._records: dict[str, dict[str, Any]] = {}
-        self._ino: int | None = None
-        self._offset = 0
+        self._ino: int | None = None  # inode of the file the records were read from
+        self._offset = 0  # bytes of it consumed (always just after a newline)
+        self._size = 0  # its size at the last refresh
         self._lines = 0
+        self._fd: int | None = None  # the index, O_APPEND, for reading and appending
+        self._fd_ino: int | None = None
+        self._lock_fd: int | None = None
         self._mutex = threading.Lock()
 
     def _refresh(self) -> None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._records, self._ino, self._offset, self._lines = {}, None, 0, 0
+            self._records, self._ino, self._offset, self._size, self._lines = {}, None, 0, 0, 0
             return
         if st.st_ino != self._ino or st.st_size < self._offset:
             # Replaced by a compaction (here or in another process): read it again whole.
             self._records, self._ino, self._offset, self._lines = {}, st.st_ino, 0, 0
+        self._size = st.st_size
         if st.st_size <= self._offset:
             return
-        with open(self.path, "rb") as fh:
-            fh.seek(self._offset)
-            data = fh.read(st.st_size - self._offset)
+        fd = self._index_fd(st.st_ino)
+        if self._fd_ino != st.st_ino:
+            return self._refresh()  # replaced again between the stat and the open
+        data = os.pread(fd, st.st_size - self._offset, self._offset)
         end = data.rfind(b"\n")
         if end < 0:
             return  # only an incomplete line so far: wait for its newline
         for raw in data[:end].split(b"\n"):
             self._apply(raw)
         self._offset += end + 1
+
+    def _index_fd(self, ino: int | None) -> int:
+        """The open index file, reopened when the file at the path is another one."""
+        if self._fd is not None and self._fd_ino == ino and ino is not None:
+            return self._fd
+        self._close_fd()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd, self._fd_ino = fd, os.fstat(fd).st_ino
+        return fd
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = self._fd_ino = None
+
+    def _lock(self) -> int:
+        fd = self._lock_fd
+        if fd is not None and os.fstat(fd).st_nlink == 0:
+            os.close(fd)  # the folder was emptied under us: lock the file that is there now
+            fd = None
+        if fd is None:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock_fd = fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def close(self) -> None:
+        with self._mutex:
+            self._close_fd()
+            if self._lock_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def _apply(self, raw: bytes) -> None:
         record = self.codec.decode(raw)
@@ -261,10 +313,8 @@ class _ChatIndex:
         ``change`` may return the very record it was given to mean "no change".
         """
         with self._mutex:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock_fd = self._lock()
             try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
                 self._refresh()
                 current = self._records.get(chat_id)
                 result = change(dict(current) if current is not None else None)
@@ -281,19 +331,27 @@ class _ChatIndex:
                     self._compact()
                 return dict(result) if result is not None else None
             finally:
-                os.close(lock_fd)  # closing releases the flock
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
     def _append(self, line: dict[str, Any]) -> None:
+        """Append one record (the lock is held and the view was just refreshed)."""
         data = self.codec.encode(line)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        self._refresh()
+        if self._size > self._offset:
+            # A torn last line (a crash mid-write): never glue the record onto it.
+            data = b"\n" + data
+        fd = self._index_fd(self._ino)
+        if self._ino is None:
+            self._ino = self._fd_ino  # the file was just created
+        _write_all(fd, data)
+        # Nobody else appends while the lock is held: what was written is what follows.
+        self._size += len(data)
+        self._offset = self._size
+        self._lines += 1
+        chat_id = line["chatId"]
+        if line.get("_deleted"):
+            self._records.pop(chat_id, None)
+        else:
+            self._records[chat_id] = line
 
     def _compact(self) -> None:
         records = list(self._records.values())
@@ -303,7 +361,8 @@ class _ChatIndex:
 
         _replace_atomically(self.path, write)
         st = os.stat(self.path)
-        self._ino, self._offset, self._lines = st.st_ino, st.st_size, len(records)
+        self._ino, self._offset, self._size, self._lines = st.st_ino, st.st_size, st.st_size, len(records)
+        self._close_fd()
 
 
 _INLINE_LIMIT = 64 * 1024
@@ -321,6 +380,7 @@ class ChatStore:
         cfg = settings.memory.chat
         self.dir = resolve_dir(cfg.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._dir_prefix = os.path.join(self.dir, "")
         self.k = cfg.k
         self.trim_file = cfg.trim_file
         self.inline_writes = cfg.inline_writes
@@ -336,6 +396,10 @@ class ChatStore:
     def chat_path(self, chat_id: str) -> Path:
         """The file of a chat; ``chat_id`` is validated first, so the path stays in the folder."""
         return self.dir / f"{parse_chat_id(chat_id)}.json"
+
+    def _file(self, chat_id: str) -> str:
+        """:meth:`chat_path` as a string, for an id already validated by ``parse_chat_id``."""
+        return f"{self._dir_prefix}{chat_id}.json"
 
     def lock(self, chat_id: str) -> asyncio.Lock:
         """The asyncio lock ordering this process's writers of one chat file."""
@@ -358,11 +422,23 @@ class ChatStore:
         return await self._io(path.is_file)
 
     async def create_chat(
-        self, chat_id: str, name: str, agent_key: str, agent_name: str, owner: str | None = None
+        self,
+        chat_id: str,
+        name: str,
+        agent_key: str,
+        agent_name: str,
+        owner: str | None = None,
+        *,
+        first_line: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Create the chat file and its index record; an existing chat is left as it is."""
+        """Create the chat file and its index record; an existing chat is left as it is.
+
+        ``first_line`` (a run's query line) is written with the same open that creates the
+        file, or appended when the chat already existed.
+        """
         chat_id = parse_chat_id(chat_id)
-        path = self.chat_path(chat_id)
+        path = self._file(chat_id)
+        data = self.codec.encode(first_line) if first_line is not None else b""
 
         def change(current: dict[str, Any] | None) -> dict[str, Any]:
             if current is not None:
@@ -383,13 +459,23 @@ class ChatStore:
             return record
 
         def create() -> dict[str, Any]:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except FileExistsError:
+                if data:
+                    self._append_sync(chat_id, data, False, False)
+            else:
+                try:
+                    if data:
+                        _write_all(fd, data)
+                finally:
+                    os.close(fd)
             record = self._index.update(chat_id, change)
             assert record is not None
             return record
 
         async with self.lock(chat_id):
-            return await self._io(create)
+            return await self._io(create, size=len(data))
 
     async def get_chat(self, chat_id: str) -> dict[str, Any] | None:
         """The index record of a chat (``owner`` and ``usage`` included), or ``None``."""
@@ -466,7 +552,7 @@ class ChatStore:
     def _append_sync(self, chat_id: str, data: bytes, create: bool, mark_plan: bool) -> None:
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
         try:
-            fd = os.open(self.chat_path(chat_id), flags, 0o644)
+            fd = os.open(self._file(chat_id), flags, 0o644)
         except FileNotFoundError as exc:
             raise ChatNotFound(chat_id) from exc
         try:
