@@ -7,7 +7,7 @@ import asyncio
 import orjson
 
 from agentgw.engine.stream import EventLog
-from agentgw.events import HEARTBEAT, validate_event
+from agentgw.events import HEARTBEAT, sse_frame, validate_event
 
 
 def decode(frame: bytes) -> list[dict[str, object]]:
@@ -52,6 +52,13 @@ class Peer:
             await asyncio.wait_for(self.changed.wait(), 2)
 
 
+def delta(log: EventLog, text: str) -> None:
+    """One provider delta as the engine emits it: corked, so it goes out at uncork."""
+    log.cork()
+    log.text_delta("content", text)
+    log.uncork()
+
+
 async def test_idle_follower_gets_heartbeats_then_events() -> None:
     log = EventLog("r1")
     peer = Peer()
@@ -59,20 +66,43 @@ async def test_idle_follower_gets_heartbeats_then_events() -> None:
     await asyncio.wait_for(peer.changed.wait(), 2)
     assert peer.sends[0] == ("task", HEARTBEAT)  # idle: a heartbeat, through the task
     log.emit("run.start", {"runId": "r1", "chatId": "c"})
-    log.text_delta("content", "hi")
+    await peer.wait_for(1)
+    delta(log, "hi")
+    assert len(peer.events()) == 3  # written by the emitter before it returned
+    delta(log, " there")
+    assert len(peer.events()) == 4
     log.emit("run.complete", {"runId": "r1"})
     await asyncio.wait_for(pump, 2)
     assert [e["type"] for e in peer.events()] == [
         "run.start",
         "content.start",
         "content.delta",
+        "content.delta",
         "content.end",
         "run.complete",
     ]
-    # Caught up, the follower is written to by the emitter: one send per event.
+    # Caught up, the follower is written to by the emitter: one send per delta.
     frames = [data for how, data in peer.sends if how == "direct"]
-    assert [len(decode(f)) for f in frames] == [1, 1, 1, 1, 1]
+    assert [len(decode(f)) for f in frames] == [1, 2, 1, 2]
     assert HEARTBEAT == b":heartbeat\n\n"
+
+
+async def test_events_of_one_step_go_out_together_when_the_task_yields() -> None:
+    log = EventLog("r1c")
+    peer = Peer()
+    peer.open = True
+    pump = asyncio.create_task(log.pump(peer))
+    await asyncio.sleep(0)
+    log.emit("tool.end", {"toolId": "t1"})
+    log.emit("usage", {"runId": "r1c", "inputTokens": 1, "outputTokens": 1, "points": 0, "estimated": True})
+    assert peer.sends == []  # not yet: the emitting task has not yielded
+    await asyncio.sleep(0)
+    assert [how for how, _ in peer.sends] == ["direct"]
+    assert [e["type"] for e in peer.events()] == ["tool.end", "usage"]
+    log.emit("tool.result", {"toolId": "t1", "result": "ok"})
+    log.emit("run.complete", {"runId": "r1c"})  # the terminal event takes what is pending along
+    assert [e["type"] for e in decode(peer.sends[-1][1])] == ["tool.result", "run.complete"]
+    await asyncio.wait_for(pump, 2)
 
 
 async def test_direct_heartbeat_while_waiting() -> None:
@@ -110,11 +140,11 @@ async def test_late_follower_replays_in_one_send_then_follows_live() -> None:
     pump = asyncio.create_task(log.pump(peer, after=1))
     await peer.wait_for(3)
     assert peer.sends[0][0] == "task" and [e["seq"] for e in decode(peer.sends[0][1])] == [2, 3, 4]
-    log.text_delta("content", "d")
+    delta(log, "d")
     log.emit("run.complete", {"runId": "r3"})
     await asyncio.wait_for(pump, 2)
     assert [e["seq"] for e in peer.events()] == [2, 3, 4, 5, 6, 7]
-    assert [how for how, _ in peer.sends[1:]] == ["direct"] * 3
+    assert [how for how, _ in peer.sends[1:]] == ["direct"] * 2
 
 
 async def test_slow_peer_loses_nothing_and_keeps_order() -> None:
@@ -123,16 +153,16 @@ async def test_slow_peer_loses_nothing_and_keeps_order() -> None:
     peer.open = True
     pump = asyncio.create_task(log.pump(peer))
     await asyncio.sleep(0.01)
-    log.text_delta("content", "0")
+    delta(log, "0")
     peer.congested = True
     peer.drained.clear()
     for i in range(1, 50):  # the peer cannot take these now: they wait in the log
-        log.text_delta("content", str(i))
+        delta(log, str(i))
     await asyncio.sleep(0.01)
     assert len(peer.events()) == 2
     peer.drained.set()
     await peer.wait_for(51)
-    log.text_delta("content", "50")  # caught up again: direct
+    delta(log, "50")  # caught up again: direct
     log.emit("run.complete", {"runId": "r4"})
     await asyncio.wait_for(pump, 2)
     events = peer.events()
@@ -198,3 +228,18 @@ async def test_blocks_open_close_and_ids() -> None:
     assert ids == ["r3_c_1", "r3_c_2"]
     for event in events:
         assert validate_event(event) == []
+
+
+def test_delta_frames_are_the_bytes_of_their_events() -> None:
+    """Deltas are formatted without an event dict; the bytes equal the generic encoding."""
+    log = EventLog('run"\\id')  # an id that needs escaping
+    texts = ["plain", 'quote " and \\ backslash', "tab\tnew\nline\u0001", "中文 😀", " "]
+    log.task_id = "task_1"
+    for i, text in enumerate(texts):
+        log.text_delta("reasoning" if i % 2 else "content", text)
+    for frame in log.frames:
+        event = decode(frame)[0]
+        assert frame == sse_frame(event)
+        assert validate_event(event) == []
+    deltas = [decode(f)[0] for f in log.frames if b'.delta"' in f]
+    assert [d["delta"] for d in deltas] == texts

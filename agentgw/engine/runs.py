@@ -313,7 +313,7 @@ class RunManager:
             state.plan = await store.latest_plan(state.chat_id)
         recorder = RunRecorder(store, state.chat_id, state.run_id, self.settings)
         state.recorder = recorder
-        state.log.add_listener(recorder.on_event)
+        state.log.add_listener(recorder)
         # The stored query is the request.query payload (agentKey resolved, requestId set).
         recorder.begin({k: v for k, v in request_event.items() if k not in ("seq", "type", "timestamp")})
         # The chat file and query line are written while the first model call starts; the

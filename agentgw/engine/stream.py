@@ -7,9 +7,13 @@ run so a reconnecting client can replay what it missed (§10.1).
 Fan-out (§4.1, one upstream delta → one event, at once): a follower that has caught up is
 written to by the emitting task itself, synchronously, through its :class:`FrameSink`: no
 task switch and no wake-up per event. A follower that is behind (it resumed, or its peer
-is slow) catches up in its own task and then goes back to being written to directly. The
-engine may :meth:`~EventLog.cork` the log while it turns one received provider chunk into
-events; :meth:`~EventLog.uncork` then writes them with one send (each still its own event).
+is slow) catches up in its own task and then goes back to being written to directly.
+
+The engine :meth:`~EventLog.cork`-s the log while it turns one received provider chunk into
+events; :meth:`~EventLog.uncork` writes them at once with one send (each still its own
+event). Events emitted outside a cork (block ends, usage, tool results) go out as soon as
+the emitting task yields to the loop, together with whatever else it emitted in that step;
+the terminal event goes out at once.
 
 Block rules (§11.3): ``reasoning.start``/``content.start`` go out right before a block's first
 delta; the open block is closed (``*.end``) by the next event of any other kind and before
@@ -20,12 +24,23 @@ other event, so new blocks follow every turn, tool result, plan or task event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any, Protocol
+
+import orjson
 
 from agentgw.events import HEARTBEAT, TERMINAL_TYPES, now_ms, sse_frame
 
-Listener = Callable[[dict[str, Any]], None]
+
+class Listener(Protocol):
+    """Sees every event synchronously as it is emitted (the chat memory recorder)."""
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Any event but a reasoning/content delta."""
+        ...
+
+    def on_text(self, kind: str, block_id: str, text: str) -> None:
+        """A ``reasoning.delta`` / ``content.delta``: its kind, block id and text."""
+        ...
 
 
 class FrameSink(Protocol):
@@ -53,13 +68,15 @@ class _Follower:
 
 class EventLog:
     __slots__ = (
-        "_clock",
         "_corked",
         "_counters",
+        "_delta_head",
         "_direct",
         "_listeners",
+        "_loop",
         "_open_id",
         "_open_kind",
+        "_soon",
         "_ts",
         "closed",
         "frames",
@@ -81,14 +98,16 @@ class EventLog:
         self._listeners: list[Listener] = []
         self._direct: list[_Follower] = []  # caught-up followers, written to on emit
         self._corked = False
-        self._clock: Callable[[], float] | None = None  # the loop's clock, once followed
+        self._soon = False  # a fan-out is scheduled for when the emitting task yields
+        self._loop: asyncio.AbstractEventLoop | None = None  # set once followed
         self._open_kind: str | None = None  # "reasoning" | "content"
         self._open_id = ""
+        self._delta_head = b""  # the open block's delta frame up to the delta's JSON
         self._counters = {"reasoning": 0, "content": 0}
         self._ts = 0
 
     def add_listener(self, listener: Listener) -> None:
-        """Called synchronously with every event (chat memory recorder, metrics)."""
+        """Give ``listener`` every event from now on, synchronously."""
         self._listeners.append(listener)
 
     # ---- emitting -------------------------------------------------------------------------
@@ -98,10 +117,15 @@ class EventLog:
         self.last_event = event
         self.frames.append(sse_frame(event))
         for listener in self._listeners:
-            listener(event)
-        if self._direct and not self._corked:
-            self._fan_out()
+            listener.on_event(event)
+        if self._direct and not self._corked and not self._soon:
+            self._fan_out_soon()
         return event
+
+    def _fan_out_soon(self) -> None:
+        assert self._loop is not None
+        self._soon = True
+        self._loop.call_soon(self._fan_out)
 
     def cork(self) -> None:
         """Hold direct writes: the events emitted until :meth:`uncork` go out in one send."""
@@ -113,10 +137,11 @@ class EventLog:
             self._fan_out()
 
     def _fan_out(self) -> None:
+        self._soon = False
         frames = self.frames
         end = len(frames)
         stuck: list[_Follower] | None = None
-        now = self._clock() if self._clock is not None else 0.0
+        now = self._loop.time() if self._loop is not None else 0.0
         for f in self._direct:
             if f.cursor < end:
                 data = frames[-1] if end - f.cursor == 1 else b"".join(frames[f.cursor : end])
@@ -158,39 +183,53 @@ class EventLog:
                 event[key] = value
         if type_ in TERMINAL_TYPES:
             self.closed = True
-            self._corked = False  # the terminal event goes out now, and followers finish
+            self._corked = True
+            self._push(event)
+            self._corked = False
+            if self._direct:
+                self._fan_out()  # the terminal event goes out now, and followers finish
+            return event
         return self._push(event)
 
     def text_delta(self, kind: str, delta: str) -> None:
-        """One upstream reasoning/content delta → one ``*.delta`` event (opening a block if needed)."""
+        """One upstream reasoning/content delta → one ``*.delta`` event (opening a block if needed).
+
+        The hot path: the frame is formatted directly (the same bytes ``sse_frame`` makes of
+        the event ``{seq, type, timestamp, <kind>Id, delta}``) and listeners get the text.
+        """
         if self.closed or not delta:
             return
         if self._open_kind != kind:
-            if self._open_kind is not None:
-                self.close_block()
-            n = self._counters[kind] + 1
-            self._counters[kind] = n
-            self._open_id = f"{self.run_id}_{kind[0]}_{n}"
-            self._open_kind = kind
-            start: dict[str, Any] = {
-                "seq": self.seq + 1,
-                "type": f"{kind}.start",
-                "timestamp": self._timestamp(),
-                f"{kind}Id": self._open_id,
-                "runId": self.run_id,
-            }
-            if self.task_id is not None:
-                start["taskId"] = self.task_id
-            self._push(start)
-        self._push(
-            {
-                "seq": self.seq + 1,
-                "type": f"{kind}.delta",
-                "timestamp": self._timestamp(),
-                f"{kind}Id": self._open_id,
-                "delta": delta,
-            }
+            self._open_block(kind)
+        seq = self.seq + 1
+        self.seq = seq
+        self.frames.append(self._delta_head % (seq, seq, self._timestamp()) + orjson.dumps(delta) + b"}\n\n")
+        for listener in self._listeners:
+            listener.on_text(kind, self._open_id, delta)
+        if self._direct and not self._corked and not self._soon:
+            self._fan_out_soon()
+
+    def _open_block(self, kind: str) -> None:
+        if self._open_kind is not None:
+            self.close_block()
+        n = self._counters[kind] + 1
+        self._counters[kind] = n
+        self._open_id = block_id = f"{self.run_id}_{kind[0]}_{n}"
+        self._open_kind = kind
+        self._delta_head = (
+            b'id: %%d\nevent: message\ndata: {"seq":%%d,"type":"%b.delta","timestamp":%%d,"%bId":%b,"delta":'
+            % (kind.encode(), kind.encode(), orjson.dumps(block_id))
         )
+        start: dict[str, Any] = {
+            "seq": self.seq + 1,
+            "type": f"{kind}.start",
+            "timestamp": self._timestamp(),
+            f"{kind}Id": block_id,
+            "runId": self.run_id,
+        }
+        if self.task_id is not None:
+            start["taskId"] = self.task_id
+        self._push(start)
 
     def close_block(self) -> None:
         kind = self._open_kind
@@ -222,7 +261,7 @@ class EventLog:
         terminal frame is sent; raises what ``sink.write`` raises (a peer that went away).
         """
         loop = asyncio.get_running_loop()
-        self._clock = loop.time
+        self._loop = loop
         f = _Follower(sink, max(0, after), loop.time())
         handle: asyncio.TimerHandle
 

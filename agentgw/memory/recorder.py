@@ -1,8 +1,9 @@
 """Turn a run's live events into chat-file lines (SPEC §7, format V3.1).
 
-The engine feeds every emitted event to :meth:`RunRecorder.on_event`, synchronously, on the
-hot path: per-delta work is one dict lookup and one list append; texts are joined and lines
-written only in :meth:`RunRecorder.flush_step` (after each model turn's tool results) and
+The engine feeds every emitted event to :meth:`RunRecorder.on_event` (text deltas to
+:meth:`RunRecorder.on_text`), synchronously, on the hot path: per-delta work is one dict
+lookup and one list append; texts are joined and lines written only in
+:meth:`RunRecorder.flush_step` (after each model turn's tool results) and
 :meth:`RunRecorder.finish`.
 
 Message rules:
@@ -250,6 +251,13 @@ class RunRecorder:
         entry = _HANDLERS.get(event.get("type", ""))
         if entry is not None:
             entry[0](self, *entry[1], event)
+
+    def on_text(self, kind: str, block_id: str, text: str) -> None:
+        """Take one reasoning/content delta (the event log's hot path: no event dict)."""
+        block = self._blocks.get((kind, block_id))
+        if block is None:  # a delta without its start (the engine does not do this)
+            block = self._text_block({"timestamp": now_ms()}, kind, block_id)
+        block.parts.append(text)
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""

@@ -220,6 +220,11 @@ class OpenAIFrames:
         return out
 
     def _delta(self, delta: dict[str, Any], out: list[ProviderEvent]) -> None:
+        if len(delta) == 1:
+            content = delta.get("content")
+            if content and type(content) is str:
+                out.append(ContentDelta(content))  # the common shape: nothing else to look at
+                return
         text = delta.get("reasoning_content") or delta.get("reasoning")
         if text and type(text) is str:
             out.append(ReasoningDelta(text))

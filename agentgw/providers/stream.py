@@ -126,15 +126,22 @@ async def _check_response(call: ModelCall, handler: FrameHandler, resp: aiohttp.
         raise errors.malformed_chunk(call, body, f"expected text/event-stream, got {ctype}")
 
 
+# Handlers read chunks assuming the documented shapes; valid JSON of another shape (a list
+# where an object belongs…) surfaces as one of these and is reported as a malformed chunk.
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def _shape_error(call: ModelCall, data: bytes, exc: Exception) -> ProviderError:
+    return errors.malformed_chunk(call, data, f"unexpected shape: {type(exc).__name__}: {exc}")
+
+
 def _frame_events(
     call: ModelCall, handler: FrameHandler, event_name: bytes | None, data: bytes
 ) -> list[ProviderEvent]:
-    # Handlers read chunks assuming the documented shapes; valid JSON of another shape
-    # (a list where an object belongs…) surfaces here as a malformed chunk, not a crash.
     try:
         return handler.frame(event_name, data)
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-        raise errors.malformed_chunk(call, data, f"unexpected shape: {type(exc).__name__}: {exc}") from exc
+    except _SHAPE_ERRORS as exc:
+        raise _shape_error(call, data, exc) from exc
 
 
 class _IdleWatchdog:
@@ -193,12 +200,23 @@ async def run_stream(
                 await _check_response(call, handler, resp)
             sse = SSEParser()
             feed = sse.feed
+            frame = handler.frame
             watchdog = _IdleWatchdog(call.idle_timeout_s, resp.content)
             loop_time = watchdog.loop.time
             async for chunk in resp.content.iter_any():
                 watchdog.last = loop_time()
                 frames = feed(chunk)
-                if frames:
+                if len(frames) == 1 and clog is None:
+                    # The common case, one frame per read, without the general path's calls.
+                    event_name, data = frames[0]
+                    try:
+                        batch = frame(event_name, data)
+                    except _SHAPE_ERRORS as exc:
+                        raise _shape_error(call, data, exc) from exc
+                    if batch:
+                        state.emitted = True
+                        yield batch
+                elif frames:
                     batch, failure = _batch(call, handler, frames, clog)
                     if batch:
                         yield batch
