@@ -32,6 +32,7 @@ logger = logging.getLogger("agentgw.runs")
 
 OnBusy = Literal["reject", "enqueue", "interrupt"]
 KEEP_FINISHED_S = 60.0  # finished runs stay resumable this long (then history serves them)
+# A finished run keeps only its event frames, owner and answered calls; see RunState.release.
 
 
 def _mode_runner(agent: Agent) -> ModeRunner:
@@ -192,6 +193,7 @@ class RunManager:
                 await self._execute_locked(run)
         finally:
             run.finished_at = time.monotonic()
+            state.release()
             if self._chat_runs.get(state.chat_id) is run:
                 del self._chat_runs[state.chat_id]
             if not lock.locked() and state.chat_id not in self._chat_runs:

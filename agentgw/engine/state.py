@@ -88,6 +88,19 @@ class RunState:
     waiting: int = 0  # calls currently waiting for a submit (run timeout paused while > 0)
     _remaining_s: float | None = None
 
+    def release(self) -> None:
+        """The run ended: drop what only the live run needed.
+
+        A finished run stays resumable for a while (its frames, owner and calls are kept);
+        its transcript, replayed context and recorder are stored by then and can go.
+        """
+        self.context = []
+        self.messages = []
+        self.latest_results = {}
+        self.recorder = None
+        self.timeout = None
+        self.query = {}
+
     # ---- run timeout excluding submit waits (§11.5) ---------------------------------------
 
     def pause_timeout(self) -> None:

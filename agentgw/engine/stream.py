@@ -186,6 +186,7 @@ class EventLog:
             self._corked = True
             self._push(event)
             self._corked = False
+            self._listeners = []  # nothing more is emitted: let the recorder go with the run
             if self._direct:
                 self._fan_out()  # the terminal event goes out now, and followers finish
             return event
@@ -285,9 +286,8 @@ class EventLog:
                 frames = self.frames
                 end = len(frames)
                 if f.cursor < end:
-                    data = frames[f.cursor] if end - f.cursor == 1 else b"".join(frames[f.cursor : end])
-                    f.cursor = end
-                    await sink.write(data)
+                    start, f.cursor = f.cursor, end
+                    await sink.write(frames[start] if end - start == 1 else b"".join(frames[start:end]))
                     f.last = loop.time()
                     continue
                 if self.closed:

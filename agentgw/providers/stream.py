@@ -196,7 +196,10 @@ async def run_stream(
     try:
         with map_provider_errors(call, state):
             async with asyncio.timeout(call.idle_timeout_s):  # until the response headers
-                resp = await session.post(url, data=orjson.dumps(body), headers=headers, timeout=timeout)
+                payload = orjson.dumps(body)
+                del body  # sent: not held for the length of the stream
+                resp = await session.post(url, data=payload, headers=headers, timeout=timeout)
+                del payload
                 await _check_response(call, handler, resp)
             sse = SSEParser()
             feed = sse.feed
