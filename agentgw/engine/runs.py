@@ -199,48 +199,59 @@ class RunManager:
             if not lock.locked() and state.chat_id not in self._chat_runs:
                 self._chat_locks.pop(state.chat_id, None)
 
+    def _announce(self, state: RunState) -> dict[str, Any]:
+        """Emit ``request.query``; returns its payload (what the chat stores as the query)."""
+        query = state.query
+        payload = {
+            "requestId": state.request_id,
+            "chatId": state.chat_id,
+            "role": query.get("role", "user"),
+            "message": query["message"],
+            "agentKey": state.agent.key,
+            "references": query.get("references"),
+            "params": query.get("params"),
+            "scene": query.get("scene"),
+            "stream": query.get("stream"),
+        }
+        state.log.emit("request.query", payload)
+        return payload
+
+    async def _begin(self, state: RunState, payload: dict[str, Any]) -> None:
+        """Memory, ``chat.start``, ``run.start``, the chat's plan, the user message."""
+        log = state.log
+        await self._prepare_memory(state, payload)
+        if state.new_chat:
+            log.emit("chat.start", {"chatId": state.chat_id, "chatName": state.chat_name})
+        log.emit(
+            "run.start",
+            {
+                "runId": state.run_id,
+                "chatId": state.chat_id,
+                "agentKey": state.agent.key,
+                "version": state.agent.version,
+            },
+        )
+        if state.plan is not None and state.plan.get("tasks"):
+            log.emit(
+                "plan.update",
+                {"planId": state.plan["planId"], "chatId": state.chat_id, "plan": state.plan},
+            )
+        state.messages.append({"role": payload["role"], "content": payload["message"]})
+        state.query = {}  # taken over by the request event and the chat's query line
+
     async def _execute_locked(self, run: Run) -> None:
         state = run.state
         log = state.log
-        query = state.query
-        request_event = log.emit(
-            "request.query",
-            {
-                "requestId": state.request_id,
-                "chatId": state.chat_id,
-                "role": query.get("role", "user"),
-                "message": query["message"],
-                "agentKey": state.agent.key,
-                "references": query.get("references"),
-                "params": query.get("params"),
-                "scene": query.get("scene"),
-                "stream": query.get("stream"),
-            },
-        )
+        payload: dict[str, Any] | None = self._announce(state)
         run.started = True
         if run.cancel_requested or state.run_id in self._cancelled_early:
             log.emit("run.cancel", {"runId": state.run_id})
             return
         finish: str | None = None
         try:
-            await self._prepare_memory(state, request_event)
-            if state.new_chat:
-                log.emit("chat.start", {"chatId": state.chat_id, "chatName": state.chat_name})
-            log.emit(
-                "run.start",
-                {
-                    "runId": state.run_id,
-                    "chatId": state.chat_id,
-                    "agentKey": state.agent.key,
-                    "version": state.agent.version,
-                },
-            )
-            if state.plan is not None and state.plan.get("tasks"):
-                log.emit(
-                    "plan.update",
-                    {"planId": state.plan["planId"], "chatId": state.chat_id, "plan": state.plan},
-                )
-            state.messages.append({"role": query.get("role", "user"), "content": query["message"]})
+            assert payload is not None
+            await self._begin(state, payload)
+            payload = None  # this frame lives as long as the run: hold nothing it does not need
             runner = _mode_runner(state.agent)
             async with asyncio.timeout(state.agent.budget.run_timeout_ms / 1000) as tm:
                 state.timeout = tm
@@ -293,7 +304,7 @@ class RunManager:
                     pending.future.cancel()
             await self._finish_memory(state)
 
-    async def _prepare_memory(self, state: RunState, request_event: dict[str, Any]) -> None:
+    async def _prepare_memory(self, state: RunState, query: dict[str, Any]) -> None:
         store = self.store
         if store is None:
             return
@@ -317,7 +328,7 @@ class RunManager:
         state.recorder = recorder
         state.log.add_listener(recorder)
         # The stored query is the request.query payload (agentKey resolved, requestId set).
-        recorder.begin({k: v for k, v in request_event.items() if k not in ("seq", "type", "timestamp")})
+        recorder.begin({k: v for k, v in query.items() if v is not None})
         # The chat file and query line are written while the first model call starts; the
         # recorder waits for them before its first step, so the file order is unchanged.
         recorder.start_in_background(create)
@@ -328,7 +339,7 @@ class RunManager:
             return
         try:
             await recorder.flush_step()
-            status = state.log.last_event.get("type", "run.error")
+            status = state.log.last_type or "run.error"
             await recorder.finish(status)
         except Exception:
             logger.exception("run %s: storing the chat failed", state.run_id)

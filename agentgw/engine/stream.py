@@ -24,7 +24,8 @@ other event, so new blocks follow every turn, tool result, plan or task event.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+import weakref
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
@@ -56,14 +57,68 @@ class FrameSink(Protocol):
 
 
 class _Follower:
-    __slots__ = ("beat", "cursor", "last", "sink", "waiter")
+    __slots__ = ("beat", "cursor", "heartbeat_s", "last", "log", "sink", "waiter")
 
-    def __init__(self, sink: FrameSink, cursor: int, now: float) -> None:
+    def __init__(self, log: EventLog, sink: FrameSink, cursor: int, now: float, heartbeat_s: float) -> None:
+        self.log = log
         self.sink = sink
         self.cursor = cursor  # frames[:cursor] are sent
         self.last = now  # loop time of the last send (heartbeats)
+        self.heartbeat_s = heartbeat_s
         self.beat = False  # a heartbeat is due
         self.waiter: asyncio.Future[None] | None = None  # set while written to directly
+
+
+class _Heartbeats:
+    """One timer for every follower on a loop, instead of a timer (and closure) each.
+
+    It ticks at a fifteenth of the shortest heartbeat interval (1 s for 15 s) while anyone
+    follows; a follower idle for its interval gets its heartbeat at the next tick.
+    """
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Heartbeats]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.followers: set[_Follower] = set()
+        self.period = float("inf")
+        self.handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Heartbeats:
+        beats = cls._by_loop.get(loop)
+        if beats is None:
+            beats = cls._by_loop[loop] = cls(loop)
+        return beats
+
+    def add(self, f: _Follower) -> None:
+        self.followers.add(f)
+        period = f.heartbeat_s / 15
+        if self.handle is None or period < self.period:
+            self.period = period
+            if self.handle is not None:
+                self.handle.cancel()
+            self.handle = self.loop.call_later(period, self._tick)
+
+    def discard(self, f: _Follower) -> None:
+        self.followers.discard(f)
+        if not self.followers and self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+            self.period = float("inf")
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        for f in [f for f in self.followers if now - f.last >= f.heartbeat_s]:
+            if f.waiter is not None and f.sink.write_nowait(HEARTBEAT):
+                f.last = now
+            else:
+                f.beat = True
+                if f.waiter is not None:
+                    f.log._release([f])
+        self.handle = self.loop.call_at(now + self.period, self._tick)
 
 
 class EventLog:
@@ -80,7 +135,7 @@ class EventLog:
         "_ts",
         "closed",
         "frames",
-        "last_event",
+        "last_type",
         "run_id",
         "seq",
         "task_id",
@@ -89,7 +144,7 @@ class EventLog:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.seq = 0  # the seq of the last event
-        self.last_event: dict[str, Any] = {}
+        self.last_type = ""  # the type of the last event but a text delta
         # Events are kept as their SSE frames only (what a resuming client needs); the dicts
         # go to the listeners when emitted and are not held for the life of the run.
         self.frames: list[bytes] = []
@@ -114,7 +169,7 @@ class EventLog:
 
     def _push(self, event: dict[str, Any]) -> dict[str, Any]:
         self.seq = event["seq"]
-        self.last_event = event
+        self.last_type = event["type"]
         self.frames.append(sse_frame(event))
         for listener in self._listeners:
             listener.on_event(event)
@@ -258,29 +313,14 @@ class EventLog:
         Frames already emitted go out in one send (each still its own SSE event); once
         caught up, the follower is written to by the emitting task (see the module doc)
         and this task only sleeps. A heartbeat goes out after ``heartbeat_s`` without a
-        send, from one timer per follower, re-armed when it fires. Returns after the
-        terminal frame is sent; raises what ``sink.write`` raises (a peer that went away).
+        send (see :class:`_Heartbeats`). Returns after the terminal frame is sent; raises
+        what ``sink.write`` raises (a peer that went away).
         """
         loop = asyncio.get_running_loop()
         self._loop = loop
-        f = _Follower(sink, max(0, after), loop.time())
-        handle: asyncio.TimerHandle
-
-        def tick() -> None:
-            nonlocal handle
-            now = loop.time()
-            due = f.last + heartbeat_s
-            if now >= due:
-                if f.waiter is not None and f.sink.write_nowait(HEARTBEAT):
-                    f.last = now
-                else:
-                    f.beat = True
-                    if f.waiter is not None:
-                        self._release([f])
-                due = now + heartbeat_s
-            handle = loop.call_at(due, tick)
-
-        handle = loop.call_at(f.last + heartbeat_s, tick)
+        f = _Follower(self, sink, max(0, after), loop.time(), heartbeat_s)
+        beats = _Heartbeats.of(loop)
+        beats.add(f)
         try:
             while True:
                 frames = self.frames
@@ -306,4 +346,4 @@ class EventLog:
                     if f in self._direct:  # cancelled (the peer went away)
                         self._direct.remove(f)
         finally:
-            handle.cancel()
+            beats.discard(f)

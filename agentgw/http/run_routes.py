@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from agentgw import appkeys
+from agentgw.engine.runs import Run
 from agentgw.engine.stream import EventLog
 from agentgw.errors import RequestError
 from agentgw.http.envelope import ok, read_json_object
@@ -138,6 +139,13 @@ async def write_sse(request: web.Request, log: EventLog, after: int = 0) -> web.
 
 
 async def handle_query(request: web.Request) -> web.StreamResponse:
+    # The setup is its own coroutine, so the request body and what was parsed from it are
+    # not held for the length of the stream.
+    run = await _start_query(request)
+    return await write_sse(request, run.log)
+
+
+async def _start_query(request: web.Request) -> Run:
     app = request.app
     body = await read_json_object(request, MAX_QUERY_BYTES)
     query = parse_query(body)
@@ -170,7 +178,7 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
     else:
         chat_id = str(uuid.uuid4())
         new_chat = True
-    run = await app[appkeys.RUNS].start_run(
+    return await app[appkeys.RUNS].start_run(
         agent=agent,
         snapshot=snapshot,
         query=query,
@@ -180,7 +188,6 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
         owner=principal,
         on_busy=on_busy,  # type: ignore[arg-type]
     )
-    return await write_sse(request, run.log)
 
 
 async def handle_stream(request: web.Request) -> web.StreamResponse:

@@ -200,7 +200,7 @@ class RunRecorder:
             )
 
     async def _write_start(self, create: dict[str, Any] | None) -> None:
-        line = self._query_line
+        line, self._query_line = self._query_line, {}  # written once; not kept for the run
         if create is None and not self.store.chat_path(self.chat_id).is_file():
             # The engine names a new chat (and its owner); without that, name it here.
             message = str(line["query"].get("message") or "")

@@ -23,8 +23,6 @@ provider_config_error      the call cannot be made (no base-url, bad protocol)  
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -153,49 +151,72 @@ def early_close(call: ModelCall, state: StreamState, what: str) -> ProviderError
     )
 
 
-@contextmanager
-def map_provider_errors(call: ModelCall, state: StreamState) -> Iterator[None]:
-    """Translate transport exceptions raised inside the block into :class:`ProviderError`.
+def transport_error(call: ModelCall, state: StreamState, exc: BaseException) -> ProviderError | None:
+    """The :class:`ProviderError` a transport exception stands for; ``None`` to let it pass.
 
-    Cancellation and generator close pass through untouched: they are the consumer
-    stopping, not the provider failing.
+    Cancellation and generator close pass: they are the consumer stopping, not the
+    provider failing.
     """
-    try:
-        yield
-    except ProviderError:
-        raise
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise _error(
+    if isinstance(exc, ProviderError) or not isinstance(exc, Exception):
+        return None
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return _error(
             call,
             "provider_connect_error",
             f"connect timed out after {call.connect_timeout_s:g}s",
             retriable=True,
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise _error(
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _error(
             call, "provider_connect_error", f"cannot connect: {exc.os_error or exc}", retriable=True
-        ) from exc
-    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
-        raise _error(call, "provider_connect_error", f"invalid provider URL: {exc}", retriable=False) from exc
-    except TimeoutError as exc:  # aiohttp's sock_read timeout (SocketTimeoutError) lands here
-        raise _error(
+        )
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return _error(call, "provider_connect_error", f"invalid provider URL: {exc}", retriable=False)
+    if isinstance(exc, TimeoutError):  # aiohttp's sock_read timeout (SocketTimeoutError) lands here
+        return _error(
             call,
             "provider_timeout",
             f"no data from the provider for {call.idle_timeout_s:g}s",
             retriable=not state.emitted,
-        ) from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError) as exc:
-        raise _error(
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionResetError):
+        return _error(
             call,
             "provider_early_close",
             f"connection closed by the provider mid-stream: {exc}",
             retriable=not state.emitted,
-        ) from exc
-    except aiohttp.ClientError as exc:
+        )
+    if isinstance(exc, aiohttp.ClientError):
         # Anything else the client raises is a transport failure before or during the exchange.
-        raise _error(
+        return _error(
             call,
             "provider_connect_error",
             f"transport error: {type(exc).__name__}: {exc}",
             retriable=not state.emitted,
-        ) from exc
+        )
+    return None
+
+
+def map_provider_errors(call: ModelCall, state: StreamState) -> _TransportErrors:
+    """``with map_provider_errors(call, state):`` turns transport exceptions into :class:`ProviderError`."""
+    return _TransportErrors(call, state)
+
+
+class _TransportErrors:
+    """The context manager of :func:`map_provider_errors` (a class, not a generator: a
+    stream holds it for its whole life, and this way no suspended generator comes with it)."""
+
+    __slots__ = ("call", "state")
+
+    def __init__(self, call: ModelCall, state: StreamState) -> None:
+        self.call = call
+        self.state = state
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            error = transport_error(self.call, self.state, exc)
+            if error is not None:
+                raise error from exc
