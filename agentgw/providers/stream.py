@@ -197,9 +197,9 @@ async def run_stream(
         with map_provider_errors(call, state):
             async with asyncio.timeout(call.idle_timeout_s):  # until the response headers
                 payload = orjson.dumps(body)
-                del body  # sent: not held for the length of the stream
+                del body  # sent: the request is not held for the length of the stream
                 resp = await session.post(url, data=payload, headers=headers, timeout=timeout)
-                del payload
+                del payload, headers
                 await _check_response(call, handler, resp)
             sse = SSEParser()
             feed = sse.feed
