@@ -24,12 +24,16 @@ other event, so new blocks follow every turn, tool result, plan or task event.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from typing import Any, ClassVar, Protocol
 
 import orjson
 
-from agentgw.events import HEARTBEAT, TERMINAL_TYPES, now_ms, sse_frame
+from agentgw.events import HEARTBEAT, TERMINAL_TYPES, sse_frame
+
+_time = time.time
+_dumps = orjson.dumps
 
 
 class Listener(Protocol):
@@ -220,7 +224,7 @@ class EventLog:
 
     def _timestamp(self) -> int:
         # Strictly increasing timestamps make replays and history sort stably.
-        ts = now_ms()
+        ts = int(_time() * 1000)
         if ts <= self._ts:
             ts = self._ts + 1
         self._ts = ts
@@ -259,7 +263,11 @@ class EventLog:
             self._open_block(kind)
         seq = self.seq + 1
         self.seq = seq
-        self.frames.append(self._delta_head % (seq, seq, self._timestamp()) + orjson.dumps(delta) + b"}\n\n")
+        ts = int(_time() * 1000)  # _timestamp(), inlined: this runs once per delta
+        if ts <= self._ts:
+            ts = self._ts + 1
+        self._ts = ts
+        self.frames.append(self._delta_head % (seq, seq, ts) + _dumps(delta) + b"}\n\n")
         for listener in self._listeners:
             listener.on_text(kind, self._open_id, delta)
         if self._direct and not self._corked and not self._soon:

@@ -209,7 +209,12 @@ class OpenAIFrames:
             for choice in choices:
                 delta = choice.get("delta")
                 if delta:
-                    self._delta(delta, out)
+                    content = delta.get("content")
+                    if len(delta) == 1 and type(content) is str:
+                        if content:  # the common shape, a bare content delta
+                            out.append(ContentDelta(content))
+                    else:
+                        self._delta(delta, out)
                 reason = choice.get("finish_reason")
                 if reason:
                     self.finish = reason
@@ -220,11 +225,6 @@ class OpenAIFrames:
         return out
 
     def _delta(self, delta: dict[str, Any], out: list[ProviderEvent]) -> None:
-        if len(delta) == 1:
-            content = delta.get("content")
-            if content and type(content) is str:
-                out.append(ContentDelta(content))  # the common shape: nothing else to look at
-                return
         text = delta.get("reasoning_content") or delta.get("reasoning")
         if text and type(text) is str:
             out.append(ReasoningDelta(text))

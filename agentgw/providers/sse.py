@@ -14,19 +14,16 @@ so decoding to ``str`` first would only cost time on the hot path.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 _NL = b"\n"
+_END = b"\n\n"
+_DATA_SP = b"data: "
 _CR = 13
 _COLON = 58
 _BOM = b"\xef\xbb\xbf"
 
 
-class SSEFrame(NamedTuple):
-    """One dispatched event: its ``event:`` name (``None`` when absent) and joined data."""
-
-    event: bytes | None
-    data: bytes
+SSEFrame = tuple[bytes | None, bytes]
+"""One dispatched event: ``(event name or None, joined data)`` (a plain tuple: the hot path)."""
 
 
 class SSEParser:
@@ -42,6 +39,19 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEFrame]:
         """Consume ``chunk`` and return the frames it completed (often one, possibly none)."""
+        if (
+            chunk[-2:] == _END
+            and not self._tail
+            and self._data is None
+            and chunk.find(_NL) == len(chunk) - 2
+            and chunk[:6] == _DATA_SP
+            and chunk[-3] != _CR
+        ):
+            # The common case: the chunk is one whole ``data: …`` line and nothing is pending.
+            frame = (self._event, chunk[6:-2])
+            self._event = None
+            self._started = True
+            return [frame]
         if self._tail:
             chunk = self._tail + chunk
         elif not self._started:
@@ -77,7 +87,7 @@ class SSEParser:
             line = line[:-1]
         if not line:
             if self._data is not None:
-                frames.append(SSEFrame(self._event, self._data))
+                frames.append((self._event, self._data))
                 self._data = None
             self._event = None
             return
