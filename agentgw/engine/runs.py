@@ -328,10 +328,9 @@ class RunManager:
         state.recorder = recorder
         state.log.add_listener(recorder)
         # The stored query is the request.query payload (agentKey resolved, requestId set).
-        recorder.begin({k: v for k, v in query.items() if v is not None})
-        # The chat file and query line are written while the first model call starts; the
-        # recorder waits for them before its first step, so the file order is unchanged.
-        recorder.start_in_background(create)
+        # It is on disk before the model is called: a client that sees a delta of this run
+        # finds its question in the chat even if the process dies right after.
+        await recorder.start({k: v for k, v in query.items() if v is not None}, create=create)
 
     async def _finish_memory(self, state: RunState) -> None:
         recorder = state.recorder

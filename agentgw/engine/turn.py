@@ -160,13 +160,7 @@ async def _stream_turn(state: RunState, call: ModelCall, tools: dict[str, ToolDe
     content: list[str] = []
     reasoning: list[str] = []
     calls: dict[int, ToolCall] = {}
-    recorder = state.recorder
     async for batch in stream_batches(state.http, call, log=state.interaction_log):
-        if recorder is not None:
-            # The run's query is on disk before its first output goes out (done by now,
-            # normally: it was written while the provider prepared its answer).
-            await recorder.started()
-            recorder = None
         # The events of one provider read go out in one send, each its own SSE event.
         log.cork()
         try:

@@ -22,7 +22,6 @@ Message rules:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -82,7 +81,6 @@ class RunRecorder:
 
     __slots__ = (
         "_blocks",
-        "_deferred",
         "_disabled",
         "_end",
         "_msg_id",
@@ -96,7 +94,6 @@ class RunRecorder:
         "_sources",
         "_stage",
         "_stage_known",
-        "_start_task",
         "_system",
         "_task_id",
         "_turn_messages",
@@ -141,8 +138,6 @@ class RunRecorder:
         self._run_start: dict[str, Any] | None = None
         self._end: dict[str, Any] | None = None
         self._query_line: dict[str, Any] = {}
-        self._start_task: asyncio.Task[None] | None = None
-        self._deferred: tuple[dict[str, Any] | None] | None = None
 
     # ---- engine API -------------------------------------------------------------------
 
@@ -181,24 +176,6 @@ class RunRecorder:
             }
         )
 
-    def start_in_background(self, create: dict[str, Any] | None = None) -> None:
-        """Write the chat and query line while the first model call starts.
-
-        The writes begin with the first :meth:`begin_stage` (the provider request is about
-        to go out) and run while the provider answers; the engine awaits :meth:`started`
-        before it emits the first output, so a client that saw a delta of this run finds
-        its query in the chat even if the process dies right after. Steps wait for it too.
-        """
-        self._deferred = (create,)
-
-    def _launch(self) -> None:
-        deferred = self._deferred
-        if deferred is not None:
-            self._deferred = None
-            self._start_task = asyncio.create_task(
-                self._write_start(deferred[0]), name=f"record-start-{self.run_id}"
-            )
-
     async def _write_start(self, create: dict[str, Any] | None) -> None:
         line, self._query_line = self._query_line, {}  # written once; not kept for the run
         if create is None and not self.store.chat_path(self.chat_id).is_file():
@@ -214,18 +191,8 @@ class RunRecorder:
         else:
             await self._write(line)
 
-    async def started(self) -> None:
-        """Wait until the chat file and the query line are written (at once if they are)."""
-        self._launch()
-        task = self._start_task
-        if task is not None:
-            self._start_task = None
-            await task
-
     def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
         """A model turn begins: set the stage, system snapshot and task of what follows."""
-        if self._deferred is not None:
-            self._launch()
         stage = _STAGE_ALIASES.get(stage, stage)
         # Before the first turn only the user message is pending: it joins the first stage.
         changed = stage != self._stage or task_id != self._task_id
@@ -261,7 +228,6 @@ class RunRecorder:
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
-        await self.started()
         if self._has_news():
             self._seal()
         while self._sealed:
