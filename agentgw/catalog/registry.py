@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from agentgw.catalog.models import builtin_model_files, install_builtin_models
 from agentgw.catalog.scan import CatalogDirs, Scanner
@@ -35,6 +37,8 @@ ChangeCallback = Callable[[CatalogSnapshot], None]
 # 1.6 s, too slow for "live within a second").
 WATCH_DEBOUNCE_MS = 150
 WATCH_STEP_MS = 30
+WATCH_TIMEOUT_MS = 1000  # the watcher thread looks at its halt flag at least this often
+WATCH_START_S = 5.0  # startup waits this long at most for the watches to be registered
 
 __all__ = ["Catalog", "CatalogDirs", "CatalogSnapshot", "ChangeCallback"]
 
@@ -108,14 +112,15 @@ class Catalog:
                 self._swap(snapshot)  # in the loop, so callbacks run where they were registered
                 self._loaded = True
         self._stop_event = asyncio.Event()
+        watching = asyncio.Event()
         self._tasks = [
-            asyncio.create_task(self._watch(self._stop_event), name="catalog-watch"),
+            asyncio.create_task(self._watch(self._stop_event, watching), name="catalog-watch"),
             asyncio.create_task(self._periodic(self._stop_event), name="catalog-rescan"),
         ]
-        # Let the watcher register its inotify watches (done before its first await), then
-        # rescan once so an edit made between the load and the registration is not missed.
-        for _ in range(3):
-            await asyncio.sleep(0)
+        # Wait until the watcher has registered its inotify watches, then rescan once so an
+        # edit made between the load and the registration is not missed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watching.wait(), WATCH_START_S)
         await self._safe_refresh()
 
     async def stop(self) -> None:
@@ -150,23 +155,45 @@ class Catalog:
         except Exception:  # the loader must never take the server down
             logger.exception("catalog reload failed; the previous catalog keeps serving")
 
-    async def _watch(self, stop: asyncio.Event) -> None:
-        from watchfiles import awatch
+    async def _watch(self, stop: asyncio.Event, watching: asyncio.Event) -> None:
+        """Refresh on every batch of file changes under the definition folders.
 
-        paths = [folder for folder in dict.fromkeys(self.dirs.all()) if folder.is_dir()]
+        The watcher (watchfiles' inotify core) blocks in a thread of its own that hands
+        change batches to the loop; using it directly rather than through ``awatch``
+        keeps anyio and its thread pool out of the process (about 0.9 MB resident).
+        """
+        paths = [str(folder) for folder in dict.fromkeys(self.dirs.all()) if folder.is_dir()]
         if not paths:
+            watching.set()
             return
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+        halt = threading.Event()
+        threading.Thread(
+            target=_watch_thread,
+            args=(paths, halt, loop, watching, changed, done),
+            name="catalog-watch",
+            daemon=True,
+        ).start()
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
-            async for _changes in awatch(
-                *paths,
-                stop_event=stop,
-                debounce=WATCH_DEBOUNCE_MS,
-                step=WATCH_STEP_MS,
-                ignore_permission_denied=True,
-            ):
-                await self._safe_refresh()
-        except Exception:  # e.g. inotify limits: the periodic rescan still works
-            logger.exception("catalog watcher stopped; falling back to periodic rescans")
+            while not stop.is_set():
+                changes: asyncio.Future[Any] = asyncio.ensure_future(changed.wait())
+                await asyncio.wait({changes, waiter, done}, return_when=asyncio.FIRST_COMPLETED)
+                changes.cancel()
+                if done.done():
+                    error = done.result()
+                    if error is not None:
+                        # e.g. inotify limits: the periodic rescan still works
+                        logger.error("catalog watcher stopped (%s); falling back to periodic rescans", error)
+                    return
+                if changed.is_set():
+                    changed.clear()
+                    await self._safe_refresh()
+        finally:
+            halt.set()
+            waiter.cancel()
 
     async def _periodic(self, stop: asyncio.Event) -> None:
         agent = self.settings.agent
@@ -214,3 +241,43 @@ def validate_errors(settings: Settings) -> list[DefinitionError]:
     snapshot = scanner.scan(force=True)
     assert snapshot is not None
     return list(snapshot.errors)
+
+
+def _watch_thread(
+    paths: list[str],
+    halt: threading.Event,
+    loop: asyncio.AbstractEventLoop,
+    watching: asyncio.Event,
+    changed: asyncio.Event,
+    done: asyncio.Future[BaseException | None],
+) -> None:
+    """Block in watchfiles' notifier; set ``changed`` on the loop for every relevant batch."""
+    import watchfiles.main as wf
+    from watchfiles import Change, DefaultFilter
+    from watchfiles._rust_notify import RustNotify
+
+    keep = DefaultFilter()
+    # The same environment switches as watchfiles' own watch() (WATCHFILES_FORCE_POLLING…).
+    force_polling = wf._default_force_polling(None)
+    poll_delay_ms = wf._default_poll_delay_ms(300)
+    error: BaseException | None = None
+    try:
+        with RustNotify(paths, wf._default_debug(None), force_polling, poll_delay_ms, True, True) as watcher:
+            loop.call_soon_threadsafe(watching.set)
+            while not halt.is_set():
+                raw = watcher.watch(WATCH_DEBOUNCE_MS, WATCH_STEP_MS, WATCH_TIMEOUT_MS, halt)
+                if raw == "stop":
+                    break
+                if isinstance(raw, set) and any(keep(Change(kind), path) for kind, path in raw):
+                    loop.call_soon_threadsafe(changed.set)
+    except BaseException as exc:  # reported to the loop; the rescan keeps the catalog fresh
+        error = exc
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(watching.set)
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+        loop.call_soon_threadsafe(_resolve, done, error)
+
+
+def _resolve(done: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
+    if not done.done():
+        done.set_result(error)
