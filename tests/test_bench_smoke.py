@@ -30,5 +30,9 @@ def test_quick_bench_delivers_every_delta(tmp_path: Path) -> None:
         assert run[name]["delivered_all_rounds"] == run[name]["sent_all_rounds"] == 50
         assert run[name]["merged_all_rounds"] == 0
         assert run[name]["errors_all_rounds"] == []
+    sequential = report["results"]["sequential_ttfd"]
+    for name in ("relay", "gateway"):
+        assert sequential[name]["delivered"] == sequential[name]["sent"] == sequential["requests"]
+        assert sequential[name]["errors"] == []
     react = report["results"]["react_5_tools"]
     assert react["terminal"] == "run.complete" and react["errors"] == []
