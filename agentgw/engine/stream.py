@@ -204,7 +204,11 @@ class EventLog:
         for f in self._direct:
             if f.cursor < end:
                 data = frames[-1] if end - f.cursor == 1 else b"".join(frames[f.cursor : end])
-                if f.sink.write_nowait(data):
+                try:
+                    sent = f.sink.write_nowait(data)
+                except Exception:  # the follower's own write will report what is wrong
+                    sent = False
+                if sent:
                     f.cursor = end
                     f.last = now
                 else:
