@@ -413,6 +413,30 @@ async def test_index_updates_from_two_processes_are_never_lost(tmp_path: Path) -
     assert all(orjson.loads(line)["chatId"] for line in lines)
 
 
+async def test_index_reads_records_back_and_sees_other_writers(tmp_path: Path) -> None:
+    """The index keeps positions, not records: what another instance wrote is what is read,
+    also right after this instance wrote the same chat, and across a compaction."""
+    a, b = ChatStore(make_settings(tmp_path)), ChatStore(make_settings(tmp_path))
+    chat_id = str(uuid.uuid4())
+    await a.create_chat(chat_id, "shared", "demo", "Demo")
+    await a.record_run_end(chat_id, UsageTotals(input_tokens=1, calls=1))
+    await b.record_run_end(chat_id, UsageTotals(input_tokens=10, calls=1))
+    record = await a.get_chat(chat_id)
+    assert record is not None and record["usage"]["inputTokens"] == 11 and record["usage"]["calls"] == 2
+    others = [str(uuid.uuid4()) for _ in range(5)]
+    for other in others:
+        await b.create_chat(other, "other", "demo", "Demo")
+    for _ in range(100):  # enough stale lines for b to compact the file under a
+        await b.record_run_end(others[0], UsageTotals(calls=1))
+    assert len((a.dir / INDEX_NAME).read_bytes().splitlines()) < 100
+    listed = {c["chatId"]: c for c in await a.list_chats()}
+    assert set(listed) == {chat_id, *others}
+    assert listed[others[0]]["usage"]["calls"] == 100 and listed[chat_id]["usage"]["calls"] == 2
+    await a.record_run_end(chat_id, UsageTotals(calls=1))
+    shared = await b.get_chat(chat_id)
+    assert shared is not None and shared["usage"]["calls"] == 3
+
+
 async def test_trim_to_window(store: ChatStore) -> None:
     chat_id = str(uuid.uuid4())
     await store.create_chat(chat_id, "c", "demo", "Demo")
