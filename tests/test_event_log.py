@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 
@@ -52,6 +53,15 @@ class Peer:
             await asyncio.wait_for(self.changed.wait(), 2)
 
 
+async def follow(log: EventLog, *, started: bool = True, **pump: Any) -> tuple[Peer, asyncio.Task[None]]:
+    """A peer following ``log`` (its headers already out unless ``started=False``)."""
+    peer = Peer()
+    peer.open = started
+    task = asyncio.create_task(log.pump(peer, **pump))
+    await asyncio.sleep(0)
+    return peer, task
+
+
 def delta(log: EventLog, text: str) -> None:
     """One provider delta as the engine emits it: corked, so it goes out at uncork."""
     log.cork()
@@ -61,8 +71,7 @@ def delta(log: EventLog, text: str) -> None:
 
 async def test_idle_follower_gets_heartbeats_then_events() -> None:
     log = EventLog("r1")
-    peer = Peer()
-    pump = asyncio.create_task(log.pump(peer, 0, heartbeat_s=0.05))
+    peer, pump = await follow(log, started=False, heartbeat_s=0.05)
     await asyncio.wait_for(peer.changed.wait(), 2)
     assert peer.sends[0] == ("task", HEARTBEAT)  # idle: a heartbeat, through the task
     log.emit("run.start", {"runId": "r1", "chatId": "c"})
@@ -89,10 +98,7 @@ async def test_idle_follower_gets_heartbeats_then_events() -> None:
 
 async def test_events_of_one_step_go_out_together_when_the_task_yields() -> None:
     log = EventLog("r1c")
-    peer = Peer()
-    peer.open = True
-    pump = asyncio.create_task(log.pump(peer))
-    await asyncio.sleep(0)
+    peer, pump = await follow(log)
     log.emit("tool.end", {"toolId": "t1"})
     log.emit("usage", {"runId": "r1c", "inputTokens": 1, "outputTokens": 1, "points": 0, "estimated": True})
     assert peer.sends == []  # not yet: the emitting task has not yielded
@@ -107,9 +113,7 @@ async def test_events_of_one_step_go_out_together_when_the_task_yields() -> None
 
 async def test_direct_heartbeat_while_waiting() -> None:
     log = EventLog("r1b")
-    peer = Peer()
-    peer.open = True
-    pump = asyncio.create_task(log.pump(peer, 0, heartbeat_s=0.05))
+    peer, pump = await follow(log, heartbeat_s=0.05)
     await asyncio.sleep(0.13)
     assert peer.sends[:2] == [("direct", HEARTBEAT), ("direct", HEARTBEAT)]
     log.emit("run.cancel", {"runId": "r1b"})
@@ -136,8 +140,7 @@ async def test_late_follower_replays_in_one_send_then_follows_live() -> None:
     log = EventLog("r3")
     for word in ("a", "b", "c"):
         log.text_delta("content", word)
-    peer = Peer()
-    pump = asyncio.create_task(log.pump(peer, after=1))
+    peer, pump = await follow(log, started=False, after=1)
     await peer.wait_for(3)
     assert peer.sends[0][0] == "task" and [e["seq"] for e in decode(peer.sends[0][1])] == [2, 3, 4]
     delta(log, "d")
@@ -149,10 +152,7 @@ async def test_late_follower_replays_in_one_send_then_follows_live() -> None:
 
 async def test_slow_peer_loses_nothing_and_keeps_order() -> None:
     log = EventLog("r4")
-    peer = Peer()
-    peer.open = True
-    pump = asyncio.create_task(log.pump(peer))
-    await asyncio.sleep(0.01)
+    peer, pump = await follow(log)
     delta(log, "0")
     peer.congested = True
     peer.drained.clear()
@@ -175,10 +175,7 @@ async def test_slow_peer_loses_nothing_and_keeps_order() -> None:
 
 async def test_corked_events_go_out_in_one_send() -> None:
     log = EventLog("r5")
-    peer = Peer()
-    peer.open = True
-    pump = asyncio.create_task(log.pump(peer))
-    await asyncio.sleep(0.01)
+    peer, pump = await follow(log)
     log.cork()
     log.text_delta("reasoning", "x")
     log.text_delta("content", "y")

@@ -174,29 +174,29 @@ async def test_concurrent_appends_never_interleave(store: ChatStore) -> None:
     assert len(seen) == 200
 
 
-_CHILD = """
-import asyncio, sys
-sys.path.insert(0, {repo!r})
-from agentgw.memory.store import ChatStore
-from agentgw.settings import load_settings
+def child_script(body: str, **values: str) -> str:
+    """A second process on the same chat folder: it prints ``ready``, waits for a line on
+    stdin (so both start together), then runs ``body`` (indented, with ``store`` in scope)."""
+    head = (
+        "import asyncio, sys, uuid\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from agentgw.memory.store import ChatStore\n"
+        "from agentgw.settings import load_settings\n"
+        "from agentgw.usage import UsageTotals\n"
+        "async def main():\n"
+        f"    store = ChatStore(load_settings(files=(), environ={{}}, overrides={{'memory.chat.dir': {values['dir']!r}}}))\n"
+        "    print('ready', flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    return (
+        head
+        + "".join(f"    {line}\n" for line in body.format(**values).splitlines())
+        + "asyncio.run(main())\n"
+    )
 
-async def main():
-    store = ChatStore(load_settings(files=(), environ={{}}, overrides={{"memory.chat.dir": {dir!r}}}))
-    print("ready", flush=True)
-    sys.stdin.readline()  # start together with the parent
-    for i in range(150):
-        line = {{"_type": "step", "chatId": {chat!r}, "runId": "child", "_stage": "react", "_seq": i,
-                "updatedAt": 1, "messages": [{{"role": "assistant", "content": [{{"type": "text", "text": "c" * 30000}}]}}]}}
-        await store.append_line({chat!r}, line)
 
-asyncio.run(main())
-"""
-
-
-async def test_appends_from_two_processes_never_interleave(store: ChatStore) -> None:
-    chat_id = str(uuid.uuid4())
-    await store.create_chat(chat_id, "c", "demo", "Demo")
-    code = _CHILD.format(repo=str(REPO), dir=str(store.dir), chat=chat_id)
+async def start_child(code: str) -> asyncio.subprocess.Process:
+    """Start ``code`` (see :func:`child_script`) and release it once it is ready."""
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -204,6 +204,21 @@ async def test_appends_from_two_processes_never_interleave(store: ChatStore) -> 
     assert await child.stdout.readline() == b"ready\n"
     child.stdin.write(b"go\n")
     await child.stdin.drain()
+    return child
+
+
+_APPENDS = """
+for i in range(150):
+    line = {{"_type": "step", "chatId": {chat!r}, "runId": "child", "_stage": "react", "_seq": i,
+            "updatedAt": 1, "messages": [{{"role": "assistant", "content": [{{"type": "text", "text": "c" * 30000}}]}}]}}
+    await store.append_line({chat!r}, line)
+"""
+
+
+async def test_appends_from_two_processes_never_interleave(store: ChatStore) -> None:
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    child = await start_child(child_script(_APPENDS, dir=str(store.dir), chat=chat_id))
     for i in range(150):
         await store.append_line(chat_id, step_line(chat_id, "parent", i, "p" * 30000))
     _out, err = await child.communicate()
@@ -362,23 +377,11 @@ async def test_index_survives_many_updates_and_a_torn_line(tmp_path: Path) -> No
             orjson.loads(line)
 
 
-_INDEX_CHILD = """
-import asyncio, sys
-sys.path.insert(0, {repo!r})
-from agentgw.memory.store import ChatStore
-from agentgw.settings import load_settings
-from agentgw.usage import UsageTotals
-
-async def main():
-    store = ChatStore(load_settings(files=(), environ={{}}, overrides={{"memory.chat.dir": {dir!r}}}))
-    print("ready", flush=True)
-    sys.stdin.readline()  # start together with the parent
-    for i in range(300):
-        await store.record_run_end({chat!r}, UsageTotals(input_tokens=1, calls=1))
-        if i % 50 == 0:
-            await store.create_chat(str(__import__("uuid").uuid4()), "child chat", "demo", "Demo")
-
-asyncio.run(main())
+_RUN_ENDS = """
+for i in range(300):
+    await store.record_run_end({chat!r}, UsageTotals(input_tokens=1, calls=1))
+    if i % 50 == 0:
+        await store.create_chat(str(uuid.uuid4()), "child chat", "demo", "Demo")
 """
 
 
@@ -388,14 +391,7 @@ async def test_index_updates_from_two_processes_are_never_lost(tmp_path: Path) -
     store = ChatStore(make_settings(tmp_path))
     chat_id = str(uuid.uuid4())
     await store.create_chat(chat_id, "shared", "demo", "Demo")
-    code = _INDEX_CHILD.format(repo=str(REPO), dir=str(store.dir), chat=chat_id)
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert child.stdin is not None and child.stdout is not None
-    assert await child.stdout.readline() == b"ready\n"
-    child.stdin.write(b"go\n")
-    await child.stdin.drain()
+    child = await start_child(child_script(_RUN_ENDS, dir=str(store.dir), chat=chat_id))
     for i in range(300):
         await store.record_run_end(chat_id, UsageTotals(input_tokens=1, calls=1))
         if i % 50 == 0:
