@@ -242,16 +242,15 @@ class RunManager:
     async def _execute_locked(self, run: Run) -> None:
         state = run.state
         log = state.log
-        payload: dict[str, Any] | None = self._announce(state)
+        payload = self._announce(state)
         run.started = True
         if run.cancel_requested or state.run_id in self._cancelled_early:
             log.emit("run.cancel", {"runId": state.run_id})
             return
         finish: str | None = None
         try:
-            assert payload is not None
             await self._begin(state, payload)
-            payload = None  # this frame lives as long as the run: hold nothing it does not need
+            del payload  # this frame lives as long as the run: it holds nothing it does not need
             runner = _mode_runner(state.agent)
             async with asyncio.timeout(state.agent.budget.run_timeout_ms / 1000) as tm:
                 state.timeout = tm

@@ -49,7 +49,7 @@ class Listener(Protocol):
 
 
 class FrameSink(Protocol):
-    """Where a follower's SSE frames go (an HTTP response; see ``agentgw.http.sse``)."""
+    """Where a follower's SSE frames go (an HTTP response: ``agentgw.http.run_routes.ResponseSink``)."""
 
     def write_nowait(self, data: bytes) -> bool:
         """Send ``data`` now if the peer can take it; ``False`` (nothing sent) if it cannot."""
@@ -246,7 +246,7 @@ class EventLog:
                 event[key] = value
         if type_ in TERMINAL_TYPES:
             self.closed = True
-            self._corked = True
+            self._corked = True  # no fan-out scheduled for later: it happens right below
             self._push(event)
             self._corked = False
             self._listeners = []  # nothing more is emitted: let the recorder go with the run

@@ -90,7 +90,7 @@ class ResponseSink:
     way are not counted in aiohttp's access-log body size.
     """
 
-    __slots__ = ("_chunked", "_direct", "_high", "_request", "_resp", "_transport")
+    __slots__ = ("_chunked", "_high", "_open", "_request", "_resp", "_transport")
 
     def __init__(self, request: web.Request, resp: web.StreamResponse) -> None:
         self._request = request
@@ -99,13 +99,13 @@ class ResponseSink:
         # What prepare() chose: HTTP/1.1 streams without a length are chunked, 1.0 ones are not.
         self._chunked = resp.headers.get("Transfer-Encoding", "").lower() == "chunked"
         self._high = self._transport.get_write_buffer_limits()[1] if self._transport is not None else 0
-        # Only once aiohttp has sent the headers, and never under a compressing middleware.
-        self._direct = False
+        # Direct writes only once aiohttp has sent the headers, never under a compressing middleware.
+        self._open = False
 
     def write_nowait(self, data: bytes) -> bool:
         transport = self._transport
         if (
-            not self._direct
+            not self._open
             or transport is None
             or transport.is_closing()
             or transport.get_write_buffer_size() > self._high
@@ -120,7 +120,7 @@ class ResponseSink:
             if transport.get_write_buffer_size() > self._high:
                 await self._request.writer.drain()
         await self._resp.write(data)
-        self._direct = not self._resp.compression
+        self._open = not self._resp.compression
 
 
 async def write_sse(request: web.Request, log: EventLog, after: int = 0) -> web.StreamResponse:
