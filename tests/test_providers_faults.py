@@ -300,3 +300,30 @@ async def test_plain_text_error_event(server, session) -> None:
     _, err = await collect(session, make_call(server.base_url))
     assert err.code == "provider_stream_error"
     assert "upstream exploded" in err.message
+
+
+async def test_deltas_before_a_bad_frame_in_the_same_read_still_arrive(session) -> None:
+    """A read that brings a good delta and then a broken frame: the delta goes out, then the
+    malformed-chunk error (not retriable: a delta was seen)."""
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        good = b'data: {"choices":[{"index":0,"delta":{"content":"first"}}]}\n\n'
+        await resp.write(good + b"data: {not json\n\n")  # one write: one read on the other side
+        await asyncio.sleep(0.2)
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        events, err = await collect(session, make_call(f"http://127.0.0.1:{port}/v1"))
+    finally:
+        await runner.cleanup()
+    assert events == [ContentDelta("first")]
+    assert err.code == "provider_malformed_chunk" and err.retriable is False
