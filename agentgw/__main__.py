@@ -44,8 +44,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"agentgw: {exc}", file=sys.stderr)
         return 2
+    app.on_startup.append(_tune_gc)
     web.run_app(app, host=args.host or settings.server.host, port=settings.server.port, print=None)
     return 0
+
+
+async def _tune_gc(app: object) -> None:
+    """Garbage collection for a long-running streaming server (the served process only).
+
+    What startup built (modules, settings, the first catalog) lives as long as the process:
+    ``gc.freeze()`` keeps full collections from scanning it again (one took ~25 ms with
+    it, ~5 ms without). A run allocates hundreds of containers, most freed by reference
+    counting; collecting the young generation every 10,000 allocations instead of 700
+    scans far fewer of them. Measured on the bench's workloads (five rounds each, with and
+    without): 200 x 200 streams 20.4 -> 19.5 us CPU per delta, 200 requests at once
+    601 -> 548 us per request. If the first catalog is replaced and held reference cycles,
+    they are not collected: one catalog's worth, once.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
