@@ -231,6 +231,7 @@ class _ChatIndex:
             st = os.stat(self.path)
         except FileNotFoundError:
             self._where, self._ino, self._offset, self._size, self._lines = {}, None, 0, 0, 0
+            self._recent = {}
             return
         if st.st_ino != self._ino or st.st_size < self._offset:
             # Replaced by a compaction (here or in another process): read it again whole.
