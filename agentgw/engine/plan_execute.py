@@ -6,9 +6,9 @@ appends to it, and execution starts at the first task that is still ``init``.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
+from agentgw import ids
 from agentgw.catalog.types import Stage, ToolDef
 from agentgw.engine.modes import record_round
 from agentgw.engine.state import RunState, ToolCall
@@ -34,7 +34,7 @@ def _norm_status(value: Any) -> str | None:
 
 def _plan(state: RunState) -> dict[str, Any]:
     if state.plan is None:
-        state.plan = {"planId": f"plan_{secrets.token_hex(4)}", "tasks": []}
+        state.plan = {"planId": f"plan_{ids.token_hex(4)}", "tasks": []}
     return state.plan
 
 
@@ -91,7 +91,7 @@ def _add_tasks(state: RunState, args: dict[str, Any]) -> str:
         if status is None:
             return BAD_STATUS
         # Fresh ids: the model's own ids are ignored (§11.4).
-        new.append({"taskId": secrets.token_hex(4), "description": desc.strip(), "status": status})
+        new.append({"taskId": ids.token_hex(4), "description": desc.strip(), "status": status})
     created = state.plan is None or not state.plan.get("tasks")
     _plan(state)["tasks"].extend(new)
     _emit_plan(state, created)

@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from agentgw import ids
 from agentgw.catalog.types import Agent
 from agentgw.engine.modes import ModeRunner, run_oneshot, run_react
 from agentgw.engine.state import RunState
@@ -155,7 +155,7 @@ class RunManager:
                 )
             if on_busy == "interrupt":
                 self.cancel(busy.state.run_id, reason="interrupted by a new query")
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id or ids.uuid4_hex()
         query = {**query, "requestId": query.get("requestId") or run_id, "chatId": chat_id}
         state = RunState(
             run_id=run_id,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from agentgw import ids
 from agentgw.catalog.types import Agent, ToolDef
 from agentgw.engine.stream import EventLog
 from agentgw.errors import RunAborted
@@ -25,7 +25,7 @@ PendingStatus = Literal["PENDING_SUBMIT", "PENDING_APPROVAL", "APPROVED", "EXECU
 
 
 def short_id(prefix: str) -> str:
-    return f"{prefix}{secrets.token_hex(4)}"
+    return f"{prefix}{ids.token_hex(4)}"
 
 
 @dataclass(slots=True)

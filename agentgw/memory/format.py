@@ -23,10 +23,11 @@ not know them can ignore them:
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
+
+from agentgw import ids
 
 STAGES = ("oneshot", "react", "plan", "execute", "summary")
 
@@ -37,7 +38,7 @@ def now_ms() -> int:
 
 def new_id(prefix: str) -> str:
     """``r_`` / ``c_`` / ``m_`` + 8 hex, as the file format requires."""
-    return f"{prefix}_{secrets.token_hex(4)}"
+    return f"{prefix}_{ids.token_hex(4)}"
 
 
 def empty_usage() -> dict[str, Any]:
