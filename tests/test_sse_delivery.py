@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from agentgw.providers.scripted import Delay, ScriptedProvider, Signal, Text
+from agentgw.providers.scripted import Delay, ScriptedProvider, Signal, Text, WaitFor
 from tests.conftest import GatewayFactory
 from tests.gateway import iter_sse, parse_sse
 
@@ -129,3 +129,32 @@ async def test_second_follower_joins_mid_run(
         first += [event async for event in stream]
     assert_whole_stream(first, "early and late")
     assert second == first[2:]
+
+
+
+async def test_queued_run_sends_its_headers_before_it_starts(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    """Headers normally ride with the first frames; a run waiting for its chat has none yet,
+    and its client must not wait for the status line until the chat is free."""
+    gw = await make_gateway({"one": ONESHOT})
+    reached, release = asyncio.Event(), asyncio.Event()
+    provider.enqueue([Text("first "), Signal(reached), WaitFor(release), Text("done")])
+    provider.enqueue([Text("second")])
+    async with gw.session.post(gw.url("/api/ap/query"), json={"agentKey": "one", "message": "one"}) as first:
+        stream = iter_sse(first)
+        chat_id = (await anext(stream))["chatId"]
+        await asyncio.wait_for(reached.wait(), 5)
+        body = {"agentKey": "one", "message": "two", "chatId": chat_id}
+        second = await asyncio.wait_for(
+            gw.session.post(gw.url("/api/ap/query"), json=body, params={"onBusy": "enqueue"}), 5
+        )
+        # The status line is here while the first run still holds the chat.
+        assert second.status == 200 and not release.is_set()
+        release.set()
+        rest = [event async for event in stream]
+        queued = parse_sse(await second.read())
+        second.release()
+    assert rest[-1]["type"] == "run.complete"
+    assert queued[0]["type"] == "request.query" and queued[-1]["type"] == "run.complete"
+    assert "".join(e["delta"] for e in queued if e["type"] == "content.delta") == "second"

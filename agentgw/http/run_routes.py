@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from typing import Any
 
 from aiohttp import web
 
-from agentgw import appkeys
+from agentgw import appkeys, ids
 from agentgw.engine.runs import Run
 from agentgw.engine.stream import EventLog
 from agentgw.errors import RequestError
@@ -123,10 +122,28 @@ class ResponseSink:
         self._open = not self._resp.compression
 
 
+class _SSEResponse(web.StreamResponse):
+    # The headers wait for the first frames and go out in the same send (one syscall and
+    # one wake-up of the client fewer per request). aiohttp's own ``web.Response`` opts in
+    # the same way; without the attribute (another aiohttp), headers simply go out at once.
+    _send_headers_immediately = False
+
+
+def _headers_if_idle(request: web.Request, log: EventLog) -> None:
+    """A run with nothing to send yet (one waiting for its chat) sends its headers alone."""
+    if not log.frames:
+        with contextlib.suppress(ConnectionResetError):  # the client already went away
+            request.writer.send_headers()
+
+
 async def write_sse(request: web.Request, log: EventLog, after: int = 0) -> web.StreamResponse:
     """Prepare the SSE response once, then stream the run's events; heartbeats while idle."""
-    resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    resp = _SSEResponse(status=200, headers=SSE_HEADERS)
     await resp.prepare(request)
+    if not log.frames:
+        # The run's first events are emitted when its task first runs, which is before
+        # this callback: it only sends the headers of a run that has nothing to say yet.
+        asyncio.get_running_loop().call_soon(_headers_if_idle, request, log)
     try:
         await log.pump(ResponseSink(request, resp), after, HEARTBEAT_S)
     except (ConnectionResetError, asyncio.CancelledError):
@@ -176,7 +193,7 @@ async def _start_query(request: web.Request) -> Run:
         else:
             new_chat = True
     else:
-        chat_id = str(uuid.uuid4())
+        chat_id = ids.uuid4()
         new_chat = True
     return await app[appkeys.RUNS].start_run(
         agent=agent,
