@@ -24,9 +24,10 @@ from agentgw.providers.scripted import (
     Text,
     ToolCall,
     Usage,
+    WaitFor,
 )
 from tests.conftest import GatewayFactory
-from tests.gateway import types_of, write_model
+from tests.gateway import iter_sse, types_of, write_model
 from tests.test_query_stream import assert_contract
 
 REACT: dict[str, Any] = {
@@ -324,3 +325,51 @@ async def test_usage_budgets_end_the_run(
     err = events[-1]
     assert err["type"] == "run.error" and err["error"]["code"] == "budget_exceeded"
     assert needle in err["error"]["message"]
+
+
+class _AtTerminal:
+    """A listener that, when the terminal event is emitted, reads what is on disk by then."""
+
+    def __init__(self, chats: Path, chat_id: str) -> None:
+        self.file = chats / f"{chat_id}.json"
+        self.index = chats / "_chats.jsonl"
+        self.chat_id = chat_id
+        self.seen: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event["type"] in ("run.complete", "run.cancel", "run.error"):
+            lines = [orjson.loads(x) for x in self.file.read_bytes().splitlines() if x]
+            records = [orjson.loads(x) for x in self.index.read_bytes().splitlines() if x]
+            self.seen = (lines, [r for r in records if r["chatId"] == self.chat_id][-1])
+
+    def on_text(self, kind: str, block_id: str, text: str) -> None:
+        pass
+
+
+async def test_the_run_is_stored_before_its_terminal_event(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
+) -> None:
+    """A client that sees run.complete finds the whole run in the chat and its usage in the list."""
+    gw = await make_gateway({"r": REACT})
+    gate = asyncio.Event()
+    provider.enqueue([Text("stored "), WaitFor(gate), Text("first"), Usage(input=11, output=7)])
+    events: list[dict[str, Any]] = []
+    async with gw.session.post(gw.url("/api/ap/query"), json={"agentKey": "r", "message": "hi"}) as resp:
+        async for event in iter_sse(resp):
+            events.append(event)
+            if event["type"] == "run.start":
+                probe = _AtTerminal(dirs["chats"], event["chatId"])
+                gw.app[appkeys.RUNS].get(event["runId"]).log.add_listener(probe)
+                gate.set()
+    assert events[-1]["type"] == "run.complete"
+    assert probe.seen is not None
+    lines, record = probe.seen
+    assert lines[-1]["_end"] == {"type": "run.complete", "finishReason": "end_turn"}
+    answer = [
+        m for line in lines if line["_type"] == "step" for m in line["messages"] if m["role"] == "assistant"
+    ]
+    assert [part["text"] for m in answer for part in m["content"]] == ["stored first"]
+    assert record["usage"]["inputTokens"] == 11 and record["usage"]["outputTokens"] == 7
+    # The answer's step and the end went out in one write: two lines, in order.
+    assert [line["_type"] for line in lines] == ["query", "step", "step"]
+    assert [line["_seq"] for line in lines[1:]] == [1, 2]

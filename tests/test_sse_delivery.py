@@ -131,7 +131,6 @@ async def test_second_follower_joins_mid_run(
     assert second == first[2:]
 
 
-
 async def test_queued_run_sends_its_headers_before_it_starts(
     make_gateway: GatewayFactory, provider: ScriptedProvider
 ) -> None:

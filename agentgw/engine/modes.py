@@ -31,11 +31,16 @@ async def record_round(
     turn: TurnResult,
     plan_tools: PlanToolHandler | None = None,
     only_first: bool = False,
+    ends_run: bool = False,
 ) -> list[ToolOutcome]:
-    """Append the turn to the run's messages, run its tools, append their results."""
+    """Append the turn to the run's messages, run its tools, append their results.
+
+    ``ends_run``: a turn without tool calls is the run's last; its step is then stored
+    with the run's end (one write, right before the terminal event), not here.
+    """
     state.messages.extend(assistant_messages(state, turn, echo_reasoning(stage)))
     if not turn.calls:
-        if state.recorder is not None:
+        if state.recorder is not None and not ends_run:
             await state.recorder.flush_step()
         return []
     calls = turn.calls
@@ -70,14 +75,14 @@ async def run_oneshot(state: RunState) -> str:
     tools = list(stage.tools)
     choice = _stage_choice(state, bool(tools))
     turn = await _turn_with_repair(state, stage, tools, choice, "oneshot")
-    outcomes = await record_round(state, stage, turn)
+    outcomes = await record_round(state, stage, turn, ends_run=True)
     if any(o.timed_out for o in outcomes):
         return "timeout"
     if not outcomes:
         return "end_turn"
     # One round of tools is allowed, then the final answer turn without tools.
     final = await model_turn(state, stage, tools=[], tool_choice=None, stage_label="oneshot")
-    await record_round(state, stage, final)
+    await record_round(state, stage, final, ends_run=True)
     return "end_turn"
 
 
@@ -87,14 +92,14 @@ async def run_react(state: RunState) -> str:
     choice = _stage_choice(state, bool(tools))
     for _step in range(state.agent.react_max_steps):
         turn = await _turn_with_repair(state, stage, tools, choice, "react")
-        outcomes = await record_round(state, stage, turn, only_first=True)
+        outcomes = await record_round(state, stage, turn, only_first=True, ends_run=True)
         if any(o.timed_out for o in outcomes):
             return "timeout"
         if not outcomes:
             return "end_turn"
     # Steps are used up: one last turn without tools writes the answer.
     final = await model_turn(state, stage, tools=[], tool_choice=None, stage_label="react")
-    await record_round(state, stage, final)
+    await record_round(state, stage, final, ends_run=True)
     return "end_turn"
 
 

@@ -52,6 +52,7 @@ class Run:
     finished_at: float | None = None
     cancel_requested: bool = False
     started: bool = False  # the task is past the chat lock and has emitted request.query
+    ending: bool = False  # its end is decided: it stores its last lines, then emits it
 
     @property
     def log(self) -> EventLog:
@@ -143,9 +144,9 @@ class RunManager:
     ) -> Run:
         """Register a run and start its task. Raises RequestError(409) on a busy chat."""
         busy = self._chat_runs.get(chat_id)
-        # A run that has sent its terminal event is only storing its lines: the new run
-        # waits for that on the chat lock instead of being refused.
-        if busy is not None and busy.finished_at is None and not busy.log.closed:
+        # A run whose end is decided is only storing its last lines: the new run waits for
+        # that on the chat lock instead of being refused.
+        if busy is not None and busy.finished_at is None and not busy.ending:
             if on_busy == "reject":
                 raise RequestError(
                     409,
@@ -247,7 +248,10 @@ class RunManager:
         if run.cancel_requested or state.run_id in self._cancelled_early:
             log.emit("run.cancel", {"runId": state.run_id})
             return
-        finish: str | None = None
+        # How the run ends: the terminal event's type and fields. It is emitted last, after
+        # the run's last lines and its index record are stored, so a client that sees it
+        # finds the whole run in GET /api/ap/chat and its usage in GET /api/ap/chats.
+        end: tuple[str, dict[str, Any]] | None = None
         try:
             await self._begin(state, payload)
             del payload  # this frame lives as long as the run: it holds nothing it does not need
@@ -267,41 +271,46 @@ class RunManager:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            log.emit("run.cancel", {"runId": state.run_id})
-        except RunAborted as exc:
-            log.emit(
-                "run.error", {"runId": state.run_id, "error": _error(exc.code, exc.message, exc.retriable)}
+            end = ("run.cancel", {"runId": state.run_id})
+        except (RunAborted, ProviderError) as exc:
+            end = (
+                "run.error",
+                {"runId": state.run_id, "error": _error(exc.code, exc.message, exc.retriable)},
             )
         except TimeoutError:
-            log.emit(
+            budget = state.agent.budget.run_timeout_ms
+            end = (
                 "run.error",
                 {
                     "runId": state.run_id,
-                    "error": _error(
-                        "run_timeout", f"run exceeded budget.runTimeoutMs={state.agent.budget.run_timeout_ms}"
-                    ),
+                    "error": _error("run_timeout", f"run exceeded budget.runTimeoutMs={budget}"),
                 },
-            )
-        except ProviderError as exc:
-            log.emit(
-                "run.error", {"runId": state.run_id, "error": _error(exc.code, exc.message, exc.retriable)}
             )
         except Exception as exc:
             logger.exception("run %s failed", state.run_id)
-            log.emit(
+            end = (
                 "run.error",
                 {"runId": state.run_id, "error": _error("internal_error", f"{type(exc).__name__}: {exc}")},
             )
         else:
-            log.emit(
+            end = (
                 "run.complete",
                 {"runId": state.run_id, "finishReason": finish or "end_turn", "usage": state.usage.to_dict()},
             )
         finally:
+            if end is None:  # a BaseException the run does not handle (the loop is going down)
+                end = (
+                    "run.error",
+                    {"runId": state.run_id, "error": _error("internal_error", "run interrupted")},
+                )
+            run.ending = True  # a cancel from now on finds the run ended
             for pending in state.pending.values():
                 if not pending.future.done():
                     pending.future.cancel()
-            await self._finish_memory(state)
+            try:
+                await self._finish_memory(state, *end)
+            finally:
+                log.emit(*end)
 
     async def _prepare_memory(self, state: RunState, query: dict[str, Any]) -> None:
         store = self.store
@@ -331,14 +340,12 @@ class RunManager:
         # finds its question in the chat even if the process dies right after.
         await recorder.start({k: v for k, v in query.items() if v is not None}, create=create)
 
-    async def _finish_memory(self, state: RunState) -> None:
+    async def _finish_memory(self, state: RunState, kind: str, fields: dict[str, Any]) -> None:
         recorder = state.recorder
         if recorder is None:
             return
         try:
-            await recorder.flush_step()
-            status = state.log.last_type or "run.error"
-            await recorder.finish(status)
+            await recorder.finish(kind, fields)
         except Exception:
             logger.exception("run %s: storing the chat failed", state.run_id)
 
@@ -398,7 +405,7 @@ class RunManager:
                 "status": status,
                 "detail": "cancel already requested",
             }
-        if run.finished_at is not None or run.log.closed:
+        if run.finished_at is not None or run.ending or run.log.closed:
             return {"runId": run_id, "cancelled": False, "status": "finished", "detail": "run already ended"}
         run.cancel_requested = True
         if run.task is not None and run.started:

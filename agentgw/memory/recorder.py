@@ -189,7 +189,7 @@ class RunRecorder:
         if create is not None:
             await self.store.create_chat(self.chat_id, **create, first_line=line)
         else:
-            await self._write(line)
+            await self._write([line])
 
     def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
         """A model turn begins: set the stage, system snapshot and task of what follows."""
@@ -228,27 +228,38 @@ class RunRecorder:
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
+        lines = self._take_steps()
+        if lines:
+            await self._write(lines)
+
+    def _take_steps(self) -> list[dict[str, Any]]:
         if self._has_news():
             self._seal()
-        while self._sealed:
-            step = self._sealed.pop(0)
-            await self._write(self._step_line(step))
+        lines = [self._step_line(step) for step in self._sealed]
+        self._sealed = []
+        return lines
 
-    async def finish(self, status: str = "completed") -> None:
+    async def finish(self, status: str = "completed", fields: dict[str, Any] | None = None) -> None:
         """Store what is left, how the run ended, and the run's usage in the chat index.
 
-        The terminal event seen by :meth:`on_event` decides the end; without one, ``status``
-        does: ``completed``/``timeout``/``cancelled``/``failed``.
+        The engine calls this before it emits the terminal event: ``status`` is then that
+        event's type and ``fields`` its fields. Otherwise the terminal event seen by
+        :meth:`on_event` decides the end, and without one ``status`` does:
+        ``completed``/``timeout``/``cancelled``/``failed``. The last steps and the end go
+        to the file in one write.
         """
+        if fields is not None:
+            self._on_terminal({**fields, "type": status})
         stamp = now_ms()
         for block in self._blocks.values():
             if block.ended is None:
                 self._close_block(block, stamp)
-        await self.flush_step()
+        lines = self._take_steps()
         end = self._end or _end_from_status(status)
         line = self._step_line(_Step(self._stage, self._task_id, None, [], None, []))
         line["_end"] = end
-        await self._write(line)
+        lines.append(line)
+        await self._write(lines)
         if self._disabled:
             return
         try:
@@ -466,11 +477,11 @@ class RunRecorder:
         self._written_stage = step.stage
         return line
 
-    async def _write(self, line: dict[str, Any]) -> None:
+    async def _write(self, lines: list[dict[str, Any]]) -> None:
         if self._disabled:
             return
         try:
-            await self.store.append_line(self.chat_id, line, create=line.get("_type") == "query")
+            await self.store.append_lines(self.chat_id, lines, create=lines[0].get("_type") == "query")
         except ChatNotFound:
             self._disabled = True
             log.info("chat %s was deleted during run %s; recording stops", self.chat_id, self.run_id)

@@ -590,9 +590,14 @@ class ChatStore:
 
     async def append_line(self, chat_id: str, obj: dict[str, Any], *, create: bool = False) -> None:
         """Append one line. Raises :class:`ChatNotFound` if the file is gone (unless ``create``)."""
+        await self.append_lines(chat_id, [obj], create=create)
+
+    async def append_lines(self, chat_id: str, objs: list[dict[str, Any]], *, create: bool = False) -> None:
+        """Append lines with one write (a crash leaves at most the last one torn)."""
         chat_id = parse_chat_id(chat_id)
-        data = self.codec.encode(obj)
-        mark_plan = obj.get("_type") == "step" and isinstance(obj.get("plan"), dict)
+        encode = self.codec.encode
+        data = b"".join([encode(obj) for obj in objs])
+        mark_plan = any(obj.get("_type") == "step" and isinstance(obj.get("plan"), dict) for obj in objs)
         async with self.lock(chat_id):
             await self._io(self._append_sync, chat_id, data, create, mark_plan, size=len(data))
 
