@@ -373,3 +373,19 @@ async def test_the_run_is_stored_before_its_terminal_event(
     # The answer's step and the end went out in one write: two lines, in order.
     assert [line["_type"] for line in lines] == ["query", "step", "step"]
     assert [line["_seq"] for line in lines[1:]] == [1, 2]
+
+
+async def test_trim_file_cuts_the_chat_to_its_window_after_each_run(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
+) -> None:
+    gw = await make_gateway({"r": REACT}, **{"memory.chat.k": 1, "memory.chat.trim-file": True})
+    chat_id = str(uuid.uuid4())
+    for i in range(3):
+        provider.enqueue([Text(f"answer {i}")])
+        events = await gw.query({"agentKey": "r", "message": f"question {i}", "chatId": chat_id})
+        assert events[-1]["type"] == "run.complete"
+    # The file is trimmed after the terminal event (a rewrite must not delay it).
+    assert await gw.app[appkeys.RUNS].wait_idle(5)
+    lines = [orjson.loads(x) for x in (dirs["chats"] / f"{chat_id}.json").read_bytes().splitlines() if x]
+    assert {line["runId"] for line in lines} == {events[-1]["runId"]}
+    assert [line["query"]["message"] for line in lines if line["_type"] == "query"] == ["question 2"]

@@ -311,6 +311,11 @@ class RunManager:
                 await self._finish_memory(state, *end)
             finally:
                 log.emit(*end)
+            if state.recorder is not None:
+                try:
+                    await state.recorder.trim()
+                except Exception:
+                    logger.exception("run %s: trimming the chat failed", state.run_id)
 
     async def _prepare_memory(self, state: RunState, query: dict[str, Any]) -> None:
         store = self.store
@@ -345,7 +350,7 @@ class RunManager:
         if recorder is None:
             return
         try:
-            await recorder.finish(kind, fields)
+            await recorder.finish(kind, fields, trim=False)
         except Exception:
             logger.exception("run %s: storing the chat failed", state.run_id)
 

@@ -239,14 +239,18 @@ class RunRecorder:
         self._sealed = []
         return lines
 
-    async def finish(self, status: str = "completed", fields: dict[str, Any] | None = None) -> None:
+    async def finish(
+        self, status: str = "completed", fields: dict[str, Any] | None = None, *, trim: bool = True
+    ) -> None:
         """Store what is left, how the run ended, and the run's usage in the chat index.
 
         The engine calls this before it emits the terminal event: ``status`` is then that
         event's type and ``fields`` its fields. Otherwise the terminal event seen by
         :meth:`on_event` decides the end, and without one ``status`` does:
         ``completed``/``timeout``/``cancelled``/``failed``. The last steps and the end go
-        to the file in one write.
+        to the file in one write. ``trim=False`` leaves ``memory.chat.trim-file`` to a later
+        :meth:`trim` (the engine trims after the terminal event: a rewrite of the file
+        should not delay it).
         """
         if fields is not None:
             self._on_terminal({**fields, "type": status})
@@ -264,10 +268,19 @@ class RunRecorder:
             return
         try:
             await self.store.record_run_end(self.chat_id, self.usage, stamp)
-            if self.trim_file:
-                await self.store.trim_to_window(self.chat_id)
         except ChatNotFound:
             log.info("chat %s was deleted during run %s; index not updated", self.chat_id, self.run_id)
+            return
+        if trim:
+            await self.trim()
+
+    async def trim(self) -> None:
+        """Cut the chat file to its window when ``memory.chat.trim-file`` is on."""
+        if self.trim_file and not self._disabled:
+            try:
+                await self.store.trim_to_window(self.chat_id)
+            except ChatNotFound:
+                log.info("chat %s was deleted before run %s was trimmed", self.chat_id, self.run_id)
 
     # ---- event handlers ---------------------------------------------------------------
 
