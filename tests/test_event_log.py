@@ -23,7 +23,7 @@ class Peer:
     """
 
     def __init__(self) -> None:
-        self.sends: list[tuple[str, bytes]] = []  # ("direct" | "task", data)
+        self.sends: list[tuple[str, bytes]] = []  # ("direct" | "task" | "end", data)
         self.open = False
         self.congested = False
         self.drained = asyncio.Event()
@@ -44,6 +44,12 @@ class Peer:
         self.open = True
         self.changed.set()
 
+    async def follow(self, log: EventLog, **pump: Any) -> None:
+        """What the HTTP layer does: pump, then send the returned frames with the end."""
+        last = await log.pump(self, **pump)
+        self.sends.append(("end", last))
+        self.changed.set()
+
     def events(self) -> list[dict[str, object]]:
         return [e for _, data in self.sends for e in decode(data)]
 
@@ -57,7 +63,7 @@ async def follow(log: EventLog, *, started: bool = True, **pump: Any) -> tuple[P
     """A peer following ``log`` (its headers already out unless ``started=False``)."""
     peer = Peer()
     peer.open = started
-    task = asyncio.create_task(log.pump(peer, **pump))
+    task = asyncio.create_task(peer.follow(log, **pump))
     await asyncio.sleep(0)
     return peer, task
 
@@ -90,9 +96,14 @@ async def test_idle_follower_gets_heartbeats_then_events() -> None:
         "content.end",
         "run.complete",
     ]
-    # Caught up, the follower is written to by the emitter: one send per delta.
-    frames = [data for how, data in peer.sends if how == "direct"]
-    assert [len(decode(f)) for f in frames] == [1, 2, 1, 2]
+    # Caught up, the follower is written to by the emitter: one send per delta; the block's
+    # end and the terminal event go out with the end of the response.
+    assert [(how, len(decode(data))) for how, data in peer.sends[1:]] == [
+        ("direct", 1),
+        ("direct", 2),
+        ("direct", 1),
+        ("end", 2),
+    ]
     assert HEARTBEAT == b":heartbeat\n\n"
 
 
@@ -107,8 +118,9 @@ async def test_events_of_one_step_go_out_together_when_the_task_yields() -> None
     assert [e["type"] for e in peer.events()] == ["tool.end", "usage"]
     log.emit("tool.result", {"toolId": "t1", "result": "ok"})
     log.emit("run.complete", {"runId": "r1c"})  # the terminal event takes what is pending along
-    assert [e["type"] for e in decode(peer.sends[-1][1])] == ["tool.result", "run.complete"]
     await asyncio.wait_for(pump, 2)
+    assert peer.sends[-1][0] == "end"
+    assert [e["type"] for e in decode(peer.sends[-1][1])] == ["tool.result", "run.complete"]
 
 
 async def test_direct_heartbeat_while_waiting() -> None:
@@ -124,8 +136,8 @@ async def test_direct_heartbeat_while_waiting() -> None:
 async def test_cancelled_follower_does_not_disturb_others() -> None:
     log = EventLog("r2")
     a, b = Peer(), Peer()
-    task_a = asyncio.create_task(log.pump(a))
-    task_b = asyncio.create_task(log.pump(b))
+    task_a = asyncio.create_task(a.follow(log))
+    task_b = asyncio.create_task(b.follow(log))
     await asyncio.sleep(0.01)
     task_a.cancel()
     log.text_delta("content", "hi")
@@ -147,7 +159,7 @@ async def test_late_follower_replays_in_one_send_then_follows_live() -> None:
     log.emit("run.complete", {"runId": "r3"})
     await asyncio.wait_for(pump, 2)
     assert [e["seq"] for e in peer.events()] == [2, 3, 4, 5, 6, 7]
-    assert [how for how, _ in peer.sends[1:]] == ["direct"] * 2
+    assert [how for how, _ in peer.sends[1:]] == ["direct", "end"]
 
 
 async def test_slow_peer_loses_nothing_and_keeps_order() -> None:
@@ -170,7 +182,7 @@ async def test_slow_peer_loses_nothing_and_keeps_order() -> None:
     assert "".join(str(e["delta"]) for e in events if e["type"] == "content.delta") == "".join(
         str(i) for i in range(51)
     )
-    assert peer.sends[-1][0] == "direct"
+    assert [how for how, _ in peer.sends[-2:]] == ["direct", "end"]
 
 
 async def test_corked_events_go_out_in_one_send() -> None:
@@ -193,7 +205,8 @@ async def test_corked_events_go_out_in_one_send() -> None:
     log.text_delta("content", "z")
     log.emit("run.complete", {"runId": "r5"})  # the terminal event is never held back
     await asyncio.wait_for(pump, 2)
-    assert peer.events()[-1]["type"] == "run.complete"
+    assert peer.sends[-1][0] == "end"
+    assert [e["type"] for e in decode(peer.sends[-1][1])] == ["content.delta", "content.end", "run.complete"]
 
 
 async def test_blocks_open_close_and_ids() -> None:

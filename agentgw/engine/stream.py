@@ -13,7 +13,8 @@ The engine :meth:`~EventLog.cork`-s the log while it turns one received provider
 events; :meth:`~EventLog.uncork` writes them at once with one send (each still its own
 event). Events emitted outside a cork (block ends, usage, tool results) go out as soon as
 the emitting task yields to the loop, together with whatever else it emitted in that step;
-the terminal event goes out at once.
+the terminal event wakes the followers at once, and each sends it with the end of its
+response (:meth:`EventLog.pump` returns it), in one send.
 
 Block rules (§11.3): ``reasoning.start``/``content.start`` go out right before a block's first
 delta; the open block is closed (``*.end``) by the next event of any other kind and before
@@ -197,6 +198,11 @@ class EventLog:
 
     def _fan_out(self) -> None:
         self._soon = False
+        if self.closed:
+            # The last frames go out with the end of each response, from the followers' own
+            # tasks (see pump): one send for the terminal event and the end of the stream.
+            self._release(list(self._direct))
+            return
         frames = self.frames
         end = len(frames)
         stuck: list[_Follower] | None = None
@@ -213,9 +219,7 @@ class EventLog:
                     f.last = now
                 else:
                     stuck = [f] if stuck is None else [*stuck, f]
-        if self.closed:
-            self._release(list(self._direct))
-        elif stuck is not None:
+        if stuck is not None:
             self._release(stuck)
 
     def _release(self, followers: list[_Follower]) -> None:
@@ -251,7 +255,7 @@ class EventLog:
             self._corked = False
             self._listeners = []  # nothing more is emitted: let the recorder go with the run
             if self._direct:
-                self._fan_out()  # the terminal event goes out now, and followers finish
+                self._fan_out()  # followers wake and send the rest with their response's end
             return event
         return self._push(event)
 
@@ -319,14 +323,16 @@ class EventLog:
 
     # ---- following ------------------------------------------------------------------------
 
-    async def pump(self, sink: FrameSink, after: int = 0, heartbeat_s: float = 15.0) -> None:
-        """Send the frames after seq ``after`` to ``sink`` until the terminal event.
+    async def pump(self, sink: FrameSink, after: int = 0, heartbeat_s: float = 15.0) -> bytes:
+        """Send the frames after seq ``after`` to ``sink``; return the last ones, unsent.
 
         Frames already emitted go out in one send (each still its own SSE event); once
         caught up, the follower is written to by the emitting task (see the module doc)
         and this task only sleeps. A heartbeat goes out after ``heartbeat_s`` without a
-        send (see :class:`_Heartbeats`). Returns after the terminal frame is sent; raises
-        what ``sink.write`` raises (a peer that went away).
+        send (see :class:`_Heartbeats`). Once the log is closed, the frames not sent yet
+        (the terminal event and what came with it) are returned for the caller to send
+        with the end of its response, in the same send. Raises what ``sink.write`` raises
+        (a peer that went away).
         """
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -337,13 +343,14 @@ class EventLog:
             while True:
                 frames = self.frames
                 end = len(frames)
+                if self.closed:
+                    start, f.cursor = f.cursor, end
+                    return frames[start] if end - start == 1 else b"".join(frames[start:end])
                 if f.cursor < end:
                     start, f.cursor = f.cursor, end
                     await sink.write(frames[start] if end - start == 1 else b"".join(frames[start:end]))
                     f.last = loop.time()
                     continue
-                if self.closed:
-                    return
                 if f.beat:
                     f.beat = False
                     await sink.write(HEARTBEAT)

@@ -145,13 +145,13 @@ async def write_sse(request: web.Request, log: EventLog, after: int = 0) -> web.
         # this callback: it only sends the headers of a run that has nothing to say yet.
         asyncio.get_running_loop().call_soon(_headers_if_idle, request, log)
     try:
-        await log.pump(ResponseSink(request, resp), after, HEARTBEAT_S)
+        last = await log.pump(ResponseSink(request, resp), after, HEARTBEAT_S)
     except (ConnectionResetError, asyncio.CancelledError):
         # The client went away: the run goes on (a disconnect is not a cancel).
         logger.debug("client disconnected from %s", request.path)
         raise
     with contextlib.suppress(ConnectionResetError):
-        await resp.write_eof()
+        await resp.write_eof(last)  # the terminal event and the end of the stream: one send
     return resp
 
 
