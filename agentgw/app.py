@@ -19,6 +19,7 @@ from agentgw.errors import RequestError, SettingsError
 from agentgw.http import catalog_routes, chat_routes, run_routes
 from agentgw.http.envelope import fail, ok
 from agentgw.memory.store import ChatStore
+from agentgw.providers.wire import ProviderClient
 from agentgw.settings import ProviderSettings, Settings
 
 logger = logging.getLogger("agentgw.app")
@@ -82,7 +83,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.CATALOG] = catalog
     store = ChatStore(settings)
     app[appkeys.STORE] = store
-    runs = RunManager(settings, http, store)
+    providers = ProviderClient()
+    runs = RunManager(settings, http, store, providers)
     await runs.start()
     app[appkeys.RUNS] = runs
     try:
@@ -90,6 +92,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await runs.stop()
         await catalog.stop()
+        await providers.close()
         await http.close()
         if demo is not None:
             await demo.stop()

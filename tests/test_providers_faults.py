@@ -11,13 +11,13 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from agentgw.errors import ProviderError
 from agentgw.providers import scripted as s
 from agentgw.providers import stream_call
 from agentgw.providers.base import ContentDelta, Finish, ModelCall, Protocol, ProviderEvent
+from agentgw.providers.wire import ProviderClient
 
 
 @pytest.fixture
@@ -27,9 +27,9 @@ async def server() -> AsyncIterator[s.ScriptedProvider]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as sess:
-        yield sess
+async def client() -> AsyncIterator[ProviderClient]:
+    async with ProviderClient() as c:
+        yield c
 
 
 def make_call(base_url: str, protocol: Protocol = "OPENAI", **overrides: Any) -> ModelCall:
@@ -45,12 +45,10 @@ def make_call(base_url: str, protocol: Protocol = "OPENAI", **overrides: Any) ->
     return ModelCall(**fields)
 
 
-async def collect(
-    session: aiohttp.ClientSession, call: ModelCall
-) -> tuple[list[ProviderEvent], ProviderError]:
+async def collect(client: ProviderClient, call: ModelCall) -> tuple[list[ProviderEvent], ProviderError]:
     events: list[ProviderEvent] = []
     with pytest.raises(ProviderError) as info:
-        async for event in stream_call(session, call):
+        async for event in stream_call(client, call):
             events.append(event)
     return events, info.value
 
@@ -64,24 +62,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_refused_connection_is_retriable_connect_error(session) -> None:
+async def test_refused_connection_is_retriable_connect_error(client) -> None:
     call = make_call(f"http://127.0.0.1:{free_port()}/v1")
-    events, err = await collect(session, call)
+    events, err = await collect(client, call)
     assert events == []
     assert err.code == "provider_connect_error"
     assert err.retriable is True
     assert "acme/acme-1" in str(err)
 
 
-async def test_not_an_http_url_is_a_clear_error(session) -> None:
-    _, err = await collect(session, make_call("builtin:demo"))
+async def test_not_an_http_url_is_a_clear_error(client) -> None:
+    _, err = await collect(client, make_call("builtin:demo"))
     assert err.code == "provider_connect_error"
     assert err.retriable is False
 
 
-async def test_missing_base_url_fails_before_any_request(session) -> None:
+async def test_missing_base_url_fails_before_any_request(client) -> None:
     with pytest.raises(ProviderError) as info:
-        stream_call(session, make_call(""))
+        stream_call(client, make_call(""))
     assert info.value.code == "provider_config_error"
     assert "base-url" in info.value.message
 
@@ -90,10 +88,10 @@ async def test_missing_base_url_fails_before_any_request(session) -> None:
 @pytest.mark.parametrize(
     ("status", "retriable"), [(400, False), (401, False), (404, False), (429, True), (500, True), (503, True)]
 )
-async def test_http_status_errors(server, session, protocol, status, retriable) -> None:
+async def test_http_status_errors(server, client, protocol, status, retriable) -> None:
     body = {"error": {"message": f"nope {status}", "type": "x"}}
     server.enqueue([s.HttpError(status, body)])
-    events, err = await collect(session, make_call(server.base_url, protocol))
+    events, err = await collect(client, make_call(server.base_url, protocol))
     assert events == []
     assert err.code == "provider_http_error"
     assert err.status == status
@@ -102,107 +100,107 @@ async def test_http_status_errors(server, session, protocol, status, retriable) 
     assert f"nope {status}" in err.body
 
 
-async def test_plain_text_error_body_is_excerpted(server, session) -> None:
+async def test_plain_text_error_body_is_excerpted(server, client) -> None:
     server.enqueue([s.HttpError(502, "<html>\n  <body>Bad   gateway</body>\n</html>" + "x" * 2000)])
-    _, err = await collect(session, make_call(server.base_url))
+    _, err = await collect(client, make_call(server.base_url))
     assert err.status == 502 and err.retriable is True
     assert err.body.startswith("<html> <body>Bad gateway</body> </html>")
     assert len(err.body) <= 501
 
 
-async def test_json_answer_with_status_200_is_not_a_stream(server, session) -> None:
+async def test_json_answer_with_status_200_is_not_a_stream(server, client) -> None:
     server.enqueue([s.Replay(b'{"error": {"message": "quota exhausted"}}', content_type="application/json")])
-    _, err = await collect(session, make_call(server.base_url))
+    _, err = await collect(client, make_call(server.base_url))
     assert err.code == "provider_stream_error"
     assert "quota exhausted" in err.message
     server.enqueue(
         [s.Replay(b'{"choices": [{"message": {"content": "hi"}}]}', content_type="application/json")]
     )
-    _, err = await collect(session, make_call(server.base_url))
+    _, err = await collect(client, make_call(server.base_url))
     assert err.code == "provider_malformed_chunk"
     assert "text/event-stream" in err.message
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_malformed_chunk_names_an_excerpt(server, session, protocol) -> None:
+async def test_malformed_chunk_names_an_excerpt(server, client, protocol) -> None:
     server.enqueue([s.Text("ok"), s.MalformedChunk(b'{"choices": [{"delta": {"content": "bro')])
-    events, err = await collect(session, make_call(server.base_url, protocol))
+    events, err = await collect(client, make_call(server.base_url, protocol))
     assert events == [ContentDelta("ok")]
     assert err.code == "provider_malformed_chunk"
     assert '"bro' in err.body
     assert err.retriable is False
 
 
-async def test_non_object_chunk_is_malformed(server, session) -> None:
+async def test_non_object_chunk_is_malformed(server, client) -> None:
     server.enqueue([s.Replay(b"data: [1, 2]\n\n")])
-    _, err = await collect(session, make_call(server.base_url))
+    _, err = await collect(client, make_call(server.base_url))
     assert err.code == "provider_malformed_chunk"
     assert "not a JSON object" in err.message
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_mid_stream_error(server, session, protocol) -> None:
+async def test_mid_stream_error(server, client, protocol) -> None:
     server.enqueue([s.Text("partial"), s.MidStreamError("model overloaded", 529)])
-    events, err = await collect(session, make_call(server.base_url, protocol))
+    events, err = await collect(client, make_call(server.base_url, protocol))
     assert events == [ContentDelta("partial")]
     assert err.code == "provider_stream_error"
     assert "model overloaded" in err.message
     assert err.retriable is False
 
 
-async def test_overload_before_any_delta_is_retriable(server, session) -> None:
+async def test_overload_before_any_delta_is_retriable(server, client) -> None:
     server.enqueue([s.MidStreamError("busy")])
-    _, err = await collect(session, make_call(server.base_url, "ANTHROPIC"))
+    _, err = await collect(client, make_call(server.base_url, "ANTHROPIC"))
     assert err.code == "provider_stream_error"
     assert err.retriable is True
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_early_close_after_a_delta(server, session, protocol) -> None:
+async def test_early_close_after_a_delta(server, client, protocol) -> None:
     server.enqueue([s.Text("half an ans"), s.Close()])
-    events, err = await collect(session, make_call(server.base_url, protocol))
+    events, err = await collect(client, make_call(server.base_url, protocol))
     assert events == [ContentDelta("half an ans")]
     assert err.code == "provider_early_close"
     assert err.retriable is False
 
 
-async def test_early_close_before_any_delta_is_retriable(server, session) -> None:
+async def test_early_close_before_any_delta_is_retriable(server, client) -> None:
     server.enqueue([s.Close()])
-    events, err = await collect(session, make_call(server.base_url))
+    events, err = await collect(client, make_call(server.base_url))
     assert events == []
     assert err.code == "provider_early_close"
     assert err.retriable is True
 
 
-async def test_dropped_connection_mid_body(server, session) -> None:
+async def test_dropped_connection_mid_body(server, client) -> None:
     server.enqueue([s.Text("abc"), s.Close(abort=True)])
-    events, err = await collect(session, make_call(server.base_url))
+    events, err = await collect(client, make_call(server.base_url))
     assert events == [ContentDelta("abc")]
     assert err.code == "provider_early_close"
 
 
-async def test_openai_stream_ending_with_finish_but_no_done_is_complete(server, session) -> None:
+async def test_openai_stream_ending_with_finish_but_no_done_is_complete(server, client) -> None:
     body = (
         b'data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
         b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
     )
     server.enqueue([s.Replay(body)])
-    events = [e async for e in stream_call(session, make_call(server.base_url))]
+    events = [e async for e in stream_call(client, make_call(server.base_url))]
     assert events == [ContentDelta("x"), Finish("stop", "stop")]
 
 
-async def test_done_without_finish_reason_infers_it(server, session) -> None:
+async def test_done_without_finish_reason_infers_it(server, client) -> None:
     body = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\ndata: [DONE]\n\n'
     server.enqueue([s.Replay(body)])
-    events = [e async for e in stream_call(session, make_call(server.base_url))]
+    events = [e async for e in stream_call(client, make_call(server.base_url))]
     assert events == [ContentDelta("x"), Finish("stop", None)]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_stall_after_a_delta_times_out(server, session, protocol) -> None:
+async def test_stall_after_a_delta_times_out(server, client, protocol) -> None:
     server.enqueue([s.Text("first"), s.Hang()])
     call = make_call(server.base_url, protocol, idle_timeout_s=0.3)
-    events, err = await collect(session, call)
+    events, err = await collect(client, call)
     assert events == [ContentDelta("first")]
     assert err.code == "provider_timeout"
     assert err.retriable is False
@@ -211,21 +209,21 @@ async def test_stall_after_a_delta_times_out(server, session, protocol) -> None:
     await asyncio.wait_for(server.client_closed.wait(), 5)
 
 
-async def test_stall_before_headers_times_out_retriably(server, session) -> None:
+async def test_stall_before_headers_times_out_retriably(server, client) -> None:
     server.enqueue([s.Delay(2.0), s.Text("late")])
-    _, err = await collect(session, make_call(server.base_url, idle_timeout_s=0.2))
+    _, err = await collect(client, make_call(server.base_url, idle_timeout_s=0.2))
     assert err.code == "provider_timeout"
     assert err.retriable is True
 
 
-async def test_each_delta_is_yielded_before_the_next_is_sent(server, session) -> None:
+async def test_each_delta_is_yielded_before_the_next_is_sent(server, client) -> None:
     """The streaming law: the server only sends delta i+1 after the client holds delta i."""
     gates = [asyncio.Event() for _ in range(3)]
     steps: list[s.Step] = []
     for i, gate in enumerate(gates):
         steps += [s.Text(f"d{i}"), s.WaitFor(gate)]
     server.enqueue(steps)
-    gen = stream_call(session, make_call(server.base_url, idle_timeout_s=5))
+    gen = stream_call(client, make_call(server.base_url, idle_timeout_s=5))
     async with contextlib.aclosing(gen):
         for i, gate in enumerate(gates):
             event = await asyncio.wait_for(anext(gen), 3)
@@ -235,21 +233,21 @@ async def test_each_delta_is_yielded_before_the_next_is_sent(server, session) ->
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_closing_the_generator_closes_the_connection(server, session, protocol) -> None:
+async def test_closing_the_generator_closes_the_connection(server, client, protocol) -> None:
     server.enqueue([s.Text("one"), s.Text("two"), s.Hang()])
-    gen = stream_call(session, make_call(server.base_url, protocol))
+    gen = stream_call(client, make_call(server.base_url, protocol))
     assert await anext(gen) == ContentDelta("one")
     await gen.aclose()
     await asyncio.wait_for(server.client_closed.wait(), 5)
     assert server.connections_closed_by_client == 1
 
 
-async def test_cancelling_the_consumer_closes_the_connection(server, session) -> None:
+async def test_cancelling_the_consumer_closes_the_connection(server, client) -> None:
     first = asyncio.Event()
     server.enqueue([s.Text("one"), s.Hang()])
 
     async def consume() -> None:
-        async for _ in stream_call(session, make_call(server.base_url)):
+        async for _ in stream_call(client, make_call(server.base_url)):
             first.set()
 
     task = asyncio.create_task(consume())
@@ -261,13 +259,13 @@ async def test_cancelling_the_consumer_closes_the_connection(server, session) ->
     assert server.connections_closed_by_client == 1
 
 
-async def test_session_is_reusable_after_failures(server, session) -> None:
+async def test_session_is_reusable_after_failures(server, client) -> None:
     server.enqueue([s.Text("x"), s.Close()])
     server.enqueue([s.HttpError(500)])
     server.enqueue([s.Text("fine")])
-    await collect(session, make_call(server.base_url))
-    await collect(session, make_call(server.base_url))
-    events = [e async for e in stream_call(session, make_call(server.base_url))]
+    await collect(client, make_call(server.base_url))
+    await collect(client, make_call(server.base_url))
+    events = [e async for e in stream_call(client, make_call(server.base_url))]
     assert events == [ContentDelta("fine"), Finish("stop", "stop")]
     server.assert_complete()
 
@@ -280,29 +278,29 @@ async def test_session_is_reusable_after_failures(server, session) -> None:
         b'{"choices": [{"delta": {"tool_calls": 5}}]}',
     ],
 )
-async def test_json_of_the_wrong_shape_is_a_malformed_chunk(server, session, chunk) -> None:
+async def test_json_of_the_wrong_shape_is_a_malformed_chunk(server, client, chunk) -> None:
     server.enqueue([s.Replay(b"data: " + chunk + b"\n\n")])
-    _, err = await collect(session, make_call(server.base_url))
+    _, err = await collect(client, make_call(server.base_url))
     assert err.code == "provider_malformed_chunk"
     assert "unexpected shape" in err.message
 
 
-async def test_anthropic_block_delta_without_delta_is_malformed(server, session) -> None:
+async def test_anthropic_block_delta_without_delta_is_malformed(server, client) -> None:
     server.enqueue(
         [s.Replay(b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0}\n\n')]
     )
-    _, err = await collect(session, make_call(server.base_url, "ANTHROPIC"))
+    _, err = await collect(client, make_call(server.base_url, "ANTHROPIC"))
     assert err.code == "provider_malformed_chunk"
 
 
-async def test_plain_text_error_event(server, session) -> None:
+async def test_plain_text_error_event(server, client) -> None:
     server.enqueue([s.Replay(b"event: error\ndata: upstream exploded\n\n")])
-    _, err = await collect(session, make_call(server.base_url))
+    _, err = await collect(client, make_call(server.base_url))
     assert err.code == "provider_stream_error"
     assert "upstream exploded" in err.message
 
 
-async def test_deltas_before_a_bad_frame_in_the_same_read_still_arrive(session) -> None:
+async def test_deltas_before_a_bad_frame_in_the_same_read_still_arrive(client) -> None:
     """A read that brings a good delta and then a broken frame: the delta goes out, then the
     malformed-chunk error (not retriable: a delta was seen)."""
     from aiohttp import web
@@ -322,7 +320,7 @@ async def test_deltas_before_a_bad_frame_in_the_same_read_still_arrive(session) 
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        events, err = await collect(session, make_call(f"http://127.0.0.1:{port}/v1"))
+        events, err = await collect(client, make_call(f"http://127.0.0.1:{port}/v1"))
     finally:
         await runner.cleanup()
     assert events == [ContentDelta("first")]

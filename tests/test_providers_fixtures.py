@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from agentgw.errors import ProviderError
@@ -34,6 +33,7 @@ from agentgw.providers.base import (
     Usage,
 )
 from agentgw.providers.scripted import Replay, ScriptedProvider
+from agentgw.providers.wire import ProviderClient
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sse"
 
@@ -45,9 +45,9 @@ async def server() -> AsyncIterator[ScriptedProvider]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+async def client() -> AsyncIterator[ProviderClient]:
+    async with ProviderClient() as c:
+        yield c
 
 
 @dataclass
@@ -103,7 +103,7 @@ def reference_deltas(raw: bytes, protocol: str) -> tuple[list[str], list[str]]:
 
 async def replay(
     server: ScriptedProvider,
-    session: aiohttp.ClientSession,
+    client: ProviderClient,
     name: str,
     *,
     protocol: Protocol,
@@ -129,7 +129,7 @@ async def replay(
     )
     out = Outcome()
     try:
-        async for event in stream_call(session, call):
+        async for event in stream_call(client, call):
             out.events.append(event)
     except ProviderError as exc:
         out.error = exc
@@ -169,9 +169,9 @@ SPLIT = [pytest.param(False, id="one-write"), pytest.param(True, id="small-write
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_openai_text_with_include_usage(server, session, split) -> None:
+async def test_openai_text_with_include_usage(server, client, split) -> None:
     name = "openai-chat-text-include-usage.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     assert "".join(out.texts(ContentDelta)) == "The capital of Mexico is Mexico City."
     assert len(out.texts(ContentDelta)) == 8
     check_granularity(out, name, "OPENAI")
@@ -179,8 +179,8 @@ async def test_openai_text_with_include_usage(server, session, split) -> None:
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_openai_parallel_tool_calls(server, session, split) -> None:
-    out = await replay(server, session, "openai-chat-parallel-tool-calls.sse", protocol="OPENAI", split=split)
+async def test_openai_parallel_tool_calls(server, client, split) -> None:
+    out = await replay(server, client, "openai-chat-parallel-tool-calls.sse", protocol="OPENAI", split=split)
     tools = out.tools()
     assert sorted(tools) == [0, 1]
     assert tools[0]["ids"] == ["call_M26z19sncd7b4LBgzKRRbaUE"]
@@ -195,9 +195,9 @@ async def test_openai_parallel_tool_calls(server, session, split) -> None:
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_deepseek_reasoning_content(server, session, split) -> None:
+async def test_deepseek_reasoning_content(server, client, split) -> None:
     name = "deepseek-reasoner-reasoning-content.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     check_granularity(out, name, "OPENAI")
     assert "".join(out.texts(ReasoningDelta)).startswith("Hmm,")
     assert "".join(out.texts(ContentDelta)).endswith("help you today?")
@@ -208,9 +208,9 @@ async def test_deepseek_reasoning_content(server, session, split) -> None:
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_deepseek_tool_call_without_done(server, session, split) -> None:
+async def test_deepseek_tool_call_without_done(server, client, split) -> None:
     name = "deepseek-reasoner-tool-call.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     check_granularity(out, name, "OPENAI")
     tools = out.tools()
     assert list(tools) == [0]
@@ -222,27 +222,27 @@ async def test_deepseek_tool_call_without_done(server, session, split) -> None:
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_qwen_reasoning_then_usage_chunk(server, session, split) -> None:
+async def test_qwen_reasoning_then_usage_chunk(server, client, split) -> None:
     name = "qwen-qwen3-max-reasoning-content.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     check_granularity(out, name, "OPENAI")
     assert "".join(out.texts(ContentDelta)).endswith("**Answer: 3**")
     check_tail(out, (24, 1355, 1084, 0), "stop", "stop")
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_zai_glm_reasoning(server, session, split) -> None:
+async def test_zai_glm_reasoning(server, client, split) -> None:
     name = "zai-glm-4.7-reasoning-content.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     check_granularity(out, name, "OPENAI")
     assert out.texts(ContentDelta) == ["4"]
     check_tail(out, (13, 564, 561, 0), "stop", "stop")
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_openrouter_reasoning_and_details_not_doubled(server, session, split) -> None:
+async def test_openrouter_reasoning_and_details_not_doubled(server, client, split) -> None:
     name = "openrouter-claude-reasoning.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     assert "".join(out.texts(ReasoningDelta)) == "This is a simple arithmetic question. 2+2 equals 4."
     assert "".join(out.texts(ContentDelta)) == "2 + 2 = 4"
     check_granularity(out, name, "OPENAI")
@@ -252,8 +252,8 @@ async def test_openrouter_reasoning_and_details_not_doubled(server, session, spl
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_openrouter_error_chunk_after_finish(server, session, split) -> None:
-    out = await replay(server, session, "openrouter-midstream-error.sse", protocol="OPENAI", split=split)
+async def test_openrouter_error_chunk_after_finish(server, client, split) -> None:
+    out = await replay(server, client, "openrouter-midstream-error.sse", protocol="OPENAI", split=split)
     assert out.error is not None
     assert out.error.code == "provider_stream_error"
     assert "Token limit reached" in out.error.message
@@ -264,9 +264,9 @@ async def test_openrouter_error_chunk_after_finish(server, session, split) -> No
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_groq_error_event(server, session, split) -> None:
+async def test_groq_error_event(server, client, split) -> None:
     name = "groq-midstream-error-event.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     assert out.error is not None
     assert out.error.code == "provider_stream_error"
     assert "tool_use_failed" in out.error.message
@@ -276,9 +276,9 @@ async def test_groq_error_event(server, session, split) -> None:
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_llamacpp_repeated_id_and_name_is_one_call(server, session, split) -> None:
+async def test_llamacpp_repeated_id_and_name_is_one_call(server, client, split) -> None:
     name = "llamacpp-gemma3-270m-forced-tool-call.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     tools = out.tools()
     assert list(tools) == [0]
     assert tools[0]["ids"] == ["call__0_mock_city_weather_cmpl-1f179c2e-ba70-4ffb-b09d-6fc6ce4ab57c"]
@@ -300,27 +300,27 @@ async def test_llamacpp_repeated_id_and_name_is_one_call(server, session, split)
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_llamacpp_text_length_without_usage(server, session, split) -> None:
+async def test_llamacpp_text_length_without_usage(server, client, split) -> None:
     name = "llamacpp-gemma3-270m-text.sse"
-    out = await replay(server, session, name, protocol="OPENAI", split=split)
+    out = await replay(server, client, name, protocol="OPENAI", split=split)
     check_granularity(out, name, "OPENAI")
     assert out.texts(ContentDelta)[0] == "\n"  # whitespace-only deltas are content
     check_tail(out, None, "length", "length")
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_anthropic_text(server, session, split) -> None:
+async def test_anthropic_text(server, client, split) -> None:
     name = "anthropic-text.sse"
-    out = await replay(server, session, name, protocol="ANTHROPIC", split=split)
+    out = await replay(server, client, name, protocol="ANTHROPIC", split=split)
     assert out.texts(ContentDelta) == ["-", " Captain", "\n- Sc", "oop"]
     check_granularity(out, name, "ANTHROPIC")
     check_tail(out, (17, 10, 0, 0), "stop", "end_turn")
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_anthropic_thinking_with_signature(server, session, split) -> None:
+async def test_anthropic_thinking_with_signature(server, client, split) -> None:
     name = "anthropic-thinking-signature.sse"
-    out = await replay(server, session, name, protocol="ANTHROPIC", split=split)
+    out = await replay(server, client, name, protocol="ANTHROPIC", split=split)
     check_granularity(out, name, "ANTHROPIC")
     assert "".join(out.texts(ContentDelta)).startswith("Here are the basic steps for safely crossing")
     signature = out.one(ReasoningSignature)
@@ -332,9 +332,9 @@ async def test_anthropic_thinking_with_signature(server, session, split) -> None
 
 
 @pytest.mark.parametrize("split", SPLIT)
-async def test_anthropic_parallel_tool_use(server, session, split) -> None:
+async def test_anthropic_parallel_tool_use(server, client, split) -> None:
     name = "anthropic-tool-use-parallel.sse"
-    out = await replay(server, session, name, protocol="ANTHROPIC", split=split)
+    out = await replay(server, client, name, protocol="ANTHROPIC", split=split)
     assert "".join(out.texts(ContentDelta)) == "I'll retrieve the secrets for both passwords you provided."
     check_granularity(out, name, "ANTHROPIC")
     tools = out.tools()
@@ -356,8 +356,8 @@ async def test_anthropic_parallel_tool_use(server, session, split) -> None:
         ("anthropic-error-404-not-found-stream-request.json", "ANTHROPIC", 404, "this-model-does-not-exist"),
     ],
 )
-async def test_json_error_bodies(server, session, name, protocol, status, needle) -> None:
-    out = await replay(server, session, name, protocol=protocol, status=status)
+async def test_json_error_bodies(server, client, name, protocol, status, needle) -> None:
+    out = await replay(server, client, name, protocol=protocol, status=status)
     assert out.events == []
     err = out.error
     assert err is not None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
 from agentgw.providers import scripted as s
 from agentgw.providers import stream_call
 from agentgw.providers.base import ModelCall, Protocol
 from agentgw.providers.log import MASK, InteractionLog, is_sensitive_key, mask_headers, mask_url, mask_value
+from agentgw.providers.wire import ProviderClient
 from agentgw.settings import load_settings
 
 SECRET = "sk-very-secret-0123456789"
@@ -24,9 +24,9 @@ async def server() -> AsyncIterator[s.ScriptedProvider]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as sess:
-        yield sess
+async def client() -> AsyncIterator[ProviderClient]:
+    async with ProviderClient() as c:
+        yield c
 
 
 def make_call(base_url: str, protocol: Protocol = "OPENAI") -> ModelCall:
@@ -51,11 +51,11 @@ SCRIPT: list[s.Step] = [
 
 
 @pytest.mark.parametrize("protocol", ["OPENAI", "ANTHROPIC"])
-async def test_debug_log_has_request_and_every_delta(server, session, caplog, protocol) -> None:
+async def test_debug_log_has_request_and_every_delta(server, client, caplog, protocol) -> None:
     caplog.set_level(logging.DEBUG, logger="agentgw.llm")
     server.enqueue(SCRIPT)
     log = InteractionLog()
-    events = [e async for e in stream_call(session, make_call(server.base_url, protocol), log=log)]
+    events = [e async for e in stream_call(client, make_call(server.base_url, protocol), log=log)]
     lines = [r.getMessage() for r in caplog.records if r.name == "agentgw.llm"]
     text = "\n".join(lines)
     assert SECRET not in text
@@ -75,33 +75,33 @@ async def test_debug_log_has_request_and_every_delta(server, session, caplog, pr
     assert len(lines) == 1 + len(events)
 
 
-async def test_errors_and_early_stops_are_logged(server, session, caplog) -> None:
+async def test_errors_and_early_stops_are_logged(server, client, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="agentgw.llm")
     server.enqueue([s.HttpError(429, {"error": {"message": "slow down"}})])
     with pytest.raises(Exception, match="slow down"):
-        async for _ in stream_call(session, make_call(server.base_url), log=InteractionLog()):
+        async for _ in stream_call(client, make_call(server.base_url), log=InteractionLog()):
             pass
     assert any(
         "llm.error" in r.getMessage() and "provider_http_error" in r.getMessage() for r in caplog.records
     )
     server.enqueue([s.Text("a"), s.Hang()])
-    gen = stream_call(session, make_call(server.base_url), log=InteractionLog())
+    gen = stream_call(client, make_call(server.base_url), log=InteractionLog())
     await anext(gen)
     await gen.aclose()
     assert any(r.getMessage().startswith("llm.closed trace=run-42") for r in caplog.records)
 
 
-async def test_nothing_logged_when_not_debug_or_disabled(server, session, caplog) -> None:
+async def test_nothing_logged_when_not_debug_or_disabled(server, client, caplog) -> None:
     caplog.set_level(logging.INFO, logger="agentgw.llm")
     log = InteractionLog()
     assert log.open(make_call(server.base_url), "http://x", {}, {}) is None
     server.enqueue([s.Text("hi")])
-    [e async for e in stream_call(session, make_call(server.base_url), log=log)]
+    [e async for e in stream_call(client, make_call(server.base_url), log=log)]
     caplog.set_level(logging.DEBUG, logger="agentgw.llm")
     off = InteractionLog(enabled=False)
     assert off.open(make_call(server.base_url), "http://x", {}, {}) is None
     server.enqueue([s.Text("hi")])
-    [e async for e in stream_call(session, make_call(server.base_url), log=off)]
+    [e async for e in stream_call(client, make_call(server.base_url), log=off)]
     assert [r for r in caplog.records if r.name == "agentgw.llm"] == []
 
 
@@ -190,12 +190,12 @@ def test_mask_url_and_headers() -> None:
     }
 
 
-async def test_mask_switch_off_shows_body_but_never_the_key(server, session, caplog) -> None:
+async def test_mask_switch_off_shows_body_but_never_the_key(server, client, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="agentgw.llm")
     server.enqueue([s.Text("x")])
     call = make_call(server.base_url)
     call.messages = [{"role": "user", "content": "hi", "password": "shown-when-unmasked"}]
-    [e async for e in stream_call(session, call, log=InteractionLog(mask_sensitive=False))]
+    [e async for e in stream_call(client, call, log=InteractionLog(mask_sensitive=False))]
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "shown-when-unmasked" in text
     assert SECRET not in text

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from agentgw.providers import scripted as s
 from agentgw.providers import stream_call
 from agentgw.providers.base import ModelCall, Protocol
 from agentgw.providers.scripted import RecordedRequest
+from agentgw.providers.wire import ProviderClient
 
 WEATHER_TOOL = {
     "type": "function",
@@ -75,14 +75,14 @@ async def server() -> AsyncIterator[s.ScriptedProvider]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as sess:
-        yield sess
+async def client() -> AsyncIterator[ProviderClient]:
+    async with ProviderClient() as c:
+        yield c
 
 
 async def send(
     server: s.ScriptedProvider,
-    session: aiohttp.ClientSession,
+    client: ProviderClient,
     protocol: Protocol = "OPENAI",
     **overrides: Any,
 ) -> RecordedRequest:
@@ -97,7 +97,7 @@ async def send(
     fields.update(overrides)
     server.enqueue([s.Text("ok")])
     before = len(server.requests)
-    async for _ in stream_call(session, ModelCall(**fields)):
+    async for _ in stream_call(client, ModelCall(**fields)):
         pass
     server.assert_complete()
     assert len(server.requests) == before + 1
@@ -120,28 +120,28 @@ async def send(
         ("", "NEWAPI_OPENAI_COMPATIBLE", "custom/completions", "/custom/completions"),
     ],
 )
-async def test_openai_url_forms(server, session, suffix, protocol, new_api_path, path) -> None:
+async def test_openai_url_forms(server, client, suffix, protocol, new_api_path, path) -> None:
     root = server.base_url.removesuffix("/v1")
     extra = {"new_api_path": new_api_path} if new_api_path else {}
-    req = await send(server, session, protocol, base_url=root + suffix, **extra)
+    req = await send(server, client, protocol, base_url=root + suffix, **extra)
     assert req.path == path
 
 
-async def test_openai_headers(server, session) -> None:
-    req = await send(server, session)
+async def test_openai_headers(server, client) -> None:
+    req = await send(server, client)
     assert req.headers["Authorization"] == "Bearer sk-live-123"
     assert req.headers["Accept"] == "text/event-stream"
     assert req.headers["Content-Type"] == "application/json"
     assert "x-api-key" not in {k.lower() for k in req.headers}
 
 
-async def test_no_key_means_no_authorization_header(server, session) -> None:
-    req = await send(server, session, api_key="")
+async def test_no_key_means_no_authorization_header(server, client) -> None:
+    req = await send(server, client, api_key="")
     assert "Authorization" not in req.headers
 
 
-async def test_openai_minimal_body(server, session) -> None:
-    req = await send(server, session)
+async def test_openai_minimal_body(server, client) -> None:
+    req = await send(server, client)
     assert req.body == {
         "model": "acme-chat",
         "stream": True,
@@ -151,10 +151,10 @@ async def test_openai_minimal_body(server, session) -> None:
     }
 
 
-async def test_openai_messages_tools_and_sampling(server, session) -> None:
+async def test_openai_messages_tools_and_sampling(server, client) -> None:
     req = await send(
         server,
-        session,
+        client,
         messages=CONVERSATION,
         tools=[WEATHER_TOOL],
         tool_choice="auto",
@@ -189,25 +189,25 @@ async def test_openai_messages_tools_and_sampling(server, session) -> None:
     assert all(isinstance(m["content"], str) for m in messages)
 
 
-async def test_openai_no_tools_when_choice_is_none_or_list_empty(server, session) -> None:
+async def test_openai_no_tools_when_choice_is_none_or_list_empty(server, client) -> None:
     body = (
-        await send(server, session, tools=[WEATHER_TOOL], tool_choice="none", parallel_tool_calls=False)
+        await send(server, client, tools=[WEATHER_TOOL], tool_choice="none", parallel_tool_calls=False)
     ).body
     assert "tools" not in body and "tool_choice" not in body and "parallel_tool_calls" not in body
-    body = (await send(server, session, tools=[], tool_choice="required")).body
+    body = (await send(server, client, tools=[], tool_choice="required")).body
     assert "tools" not in body and "tool_choice" not in body
-    body = (await send(server, session, tools=[WEATHER_TOOL], tool_choice="required")).body
+    body = (await send(server, client, tools=[WEATHER_TOOL], tool_choice="required")).body
     assert body["tool_choice"] == "required"
     assert "parallel_tool_calls" not in body  # only when the engine sets it
 
 
-async def test_reasoning_message_key_absent_unless_engine_sets_it(server, session) -> None:
+async def test_reasoning_message_key_absent_unless_engine_sets_it(server, client) -> None:
     messages = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "a", "reasoning_content": None},
         {"role": "user", "content": [{"type": "text", "text": "multi"}, {"type": "text", "text": "part"}]},
     ]
-    body = (await send(server, session, messages=messages)).body
+    body = (await send(server, client, messages=messages)).body
     assert body["messages"][1] == {"role": "assistant", "content": "a"}
     assert body["messages"][2]["content"] == "multipart"
 
@@ -250,7 +250,7 @@ async def test_reasoning_message_key_absent_unless_engine_sets_it(server, sessio
     ],
 )
 async def test_reasoning_knobs_by_family(
-    server, session, base, model, enabled, is_reasoner, expected, absent
+    server, client, base, model, enabled, is_reasoner, expected, absent
 ) -> None:
     root = server.base_url.removesuffix("/v1")
     if "dashscope" in base:
@@ -271,7 +271,7 @@ async def test_reasoning_knobs_by_family(
         body = (
             await send(
                 server,
-                session,
+                client,
                 base_url=base.format(root=root),
                 model_id=model,
                 reasoning_enabled=enabled,
@@ -315,14 +315,14 @@ def test_openai_reasoner_on_openai_gets_max_completion_tokens() -> None:
 @pytest.mark.parametrize(
     ("suffix", "path"), [("/v1", "/v1/messages"), ("", "/v1/messages"), ("/", "/v1/messages")]
 )
-async def test_anthropic_url_forms(server, session, suffix, path) -> None:
+async def test_anthropic_url_forms(server, client, suffix, path) -> None:
     root = server.base_url.removesuffix("/v1")
-    req = await send(server, session, "ANTHROPIC", base_url=root + suffix)
+    req = await send(server, client, "ANTHROPIC", base_url=root + suffix)
     assert req.path == path
 
 
-async def test_anthropic_headers_and_minimal_body(server, session) -> None:
-    req = await send(server, session, "ANTHROPIC")
+async def test_anthropic_headers_and_minimal_body(server, client) -> None:
+    req = await send(server, client, "ANTHROPIC")
     assert req.headers["x-api-key"] == "sk-live-123"
     assert req.headers["anthropic-version"] == "2023-06-01"
     assert req.headers["Accept"] == "text/event-stream"
@@ -335,10 +335,10 @@ async def test_anthropic_headers_and_minimal_body(server, session) -> None:
     }
 
 
-async def test_anthropic_mapping_of_system_tools_and_results(server, session) -> None:
+async def test_anthropic_mapping_of_system_tools_and_results(server, client) -> None:
     req = await send(
         server,
-        session,
+        client,
         "ANTHROPIC",
         messages=CONVERSATION,
         tools=[WEATHER_TOOL],
@@ -389,17 +389,17 @@ async def test_anthropic_mapping_of_system_tools_and_results(server, session) ->
 @pytest.mark.parametrize(
     ("choice", "wire"), [("none", "none"), ("auto", "auto"), ("required", "any"), (None, "auto")]
 )
-async def test_anthropic_tool_choice(server, session, choice, wire) -> None:
-    body = (await send(server, session, "ANTHROPIC", tools=[WEATHER_TOOL], tool_choice=choice)).body
+async def test_anthropic_tool_choice(server, client, choice, wire) -> None:
+    body = (await send(server, client, "ANTHROPIC", tools=[WEATHER_TOOL], tool_choice=choice)).body
     assert body["tool_choice"] == {"type": wire}
 
 
 @pytest.mark.parametrize(("effort", "budget"), [("LOW", 1024), ("MEDIUM", 4096), ("HIGH", 16384)])
-async def test_anthropic_thinking_budget(server, session, effort, budget) -> None:
+async def test_anthropic_thinking_budget(server, client, effort, budget) -> None:
     body = (
         await send(
             server,
-            session,
+            client,
             "ANTHROPIC",
             reasoning_enabled=True,
             reasoning_effort=effort,
@@ -413,29 +413,29 @@ async def test_anthropic_thinking_budget(server, session, effort, budget) -> Non
     assert "temperature" not in body and "top_p" not in body
 
 
-async def test_anthropic_no_thinking_on_forced_tool_turns(server, session) -> None:
+async def test_anthropic_no_thinking_on_forced_tool_turns(server, client) -> None:
     body = (
         await send(
-            server, session, "ANTHROPIC", reasoning_enabled=True, tools=[WEATHER_TOOL], tool_choice="required"
+            server, client, "ANTHROPIC", reasoning_enabled=True, tools=[WEATHER_TOOL], tool_choice="required"
         )
     ).body
     assert "thinking" not in body
     assert body["tool_choice"] == {"type": "any"}
 
 
-async def test_anthropic_thinking_blocks_only_echoed_with_thinking_on(server, session) -> None:
-    body = (await send(server, session, "ANTHROPIC", messages=CONVERSATION, tools=[WEATHER_TOOL])).body
+async def test_anthropic_thinking_blocks_only_echoed_with_thinking_on(server, client) -> None:
+    body = (await send(server, client, "ANTHROPIC", messages=CONVERSATION, tools=[WEATHER_TOOL])).body
     assert [b["type"] for b in body["messages"][1]["content"]] == ["tool_use", "tool_use"]
 
 
-async def test_anthropic_assistant_without_signature_sends_no_thinking_block(server, session) -> None:
+async def test_anthropic_assistant_without_signature_sends_no_thinking_block(server, client) -> None:
     messages = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "plain answer", "reasoning_content": "hidden"},
         {"role": "assistant", "content": ""},
         {"role": "user", "content": "next"},
     ]
-    body = (await send(server, session, "ANTHROPIC", messages=messages)).body
+    body = (await send(server, client, "ANTHROPIC", messages=messages)).body
     assert body["messages"] == [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "plain answer"},

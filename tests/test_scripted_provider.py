@@ -25,6 +25,7 @@ from agentgw.providers.base import (
     Usage,
 )
 from agentgw.providers.demo import build_arguments, find_city, find_task_id, respond
+from agentgw.providers.wire import ProviderClient
 
 PROTOCOLS = ["OPENAI", "ANTHROPIC"]
 
@@ -67,14 +68,14 @@ async def server() -> AsyncIterator[s.ScriptedProvider]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as sess:
-        yield sess
+async def client() -> AsyncIterator[ProviderClient]:
+    async with ProviderClient() as c:
+        yield c
 
 
 async def run(
     server: s.ScriptedProvider,
-    session: aiohttp.ClientSession,
+    client: ProviderClient,
     protocol: Protocol = "OPENAI",
     messages: list[dict[str, Any]] | None = None,
     **overrides: Any,
@@ -88,7 +89,7 @@ async def run(
         messages=messages or [{"role": "user", "content": "hello"}],
         **overrides,
     )
-    return [e async for e in stream_call(session, call)]
+    return [e async for e in stream_call(client, call)]
 
 
 def texts(events: list[ProviderEvent], kind: type[ContentDelta] | type[ReasoningDelta]) -> str:
@@ -110,7 +111,7 @@ def calls(events: list[ProviderEvent]) -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_every_step_kind_round_trips(server, session, protocol) -> None:
+async def test_every_step_kind_round_trips(server, client, protocol) -> None:
     server.enqueue(
         [
             s.Reasoning("Let me think.", chunks=3, signature="sig-1"),
@@ -125,7 +126,7 @@ async def test_every_step_kind_round_trips(server, session, protocol) -> None:
             s.Finish("length"),
         ]
     )
-    events = await run(server, session, protocol)
+    events = await run(server, client, protocol)
     assert sum(isinstance(e, ReasoningDelta) for e in events) == 3
     assert texts(events, ReasoningDelta) == "Let me think."
     assert [e.text for e in events if isinstance(e, ContentDelta)] == ["Hello", " ", "world"]
@@ -142,31 +143,31 @@ async def test_every_step_kind_round_trips(server, session, protocol) -> None:
     server.assert_complete()
 
 
-async def test_openai_parallel_fragments_are_interleaved(server, session) -> None:
+async def test_openai_parallel_fragments_are_interleaved(server, client) -> None:
     server.enqueue(
         [s.ParallelToolCalls([s.ToolCall("a", "abcd", fragments=4), s.ToolCall("b", "wxyz", fragments=4)])]
     )
-    events = await run(server, session)
+    events = await run(server, client)
     order = [e.index for e in events if isinstance(e, ToolCallDelta)]
     assert order == [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_finish_is_inferred_when_the_script_has_none(server, session, protocol) -> None:
+async def test_finish_is_inferred_when_the_script_has_none(server, client, protocol) -> None:
     server.enqueue([s.ToolCall("a", {})])
     server.enqueue([s.Text("done")])
-    assert (await run(server, session, protocol))[-1] == Finish(
+    assert (await run(server, client, protocol))[-1] == Finish(
         "tool_calls", "tool_calls" if protocol == "OPENAI" else "tool_use"
     )
-    assert (await run(server, session, protocol))[-1].reason == "stop"  # type: ignore[union-attr]
+    assert (await run(server, client, protocol))[-1].reason == "stop"  # type: ignore[union-attr]
 
 
-async def test_scripts_are_served_in_order_and_requests_recorded(server, session) -> None:
+async def test_scripts_are_served_in_order_and_requests_recorded(server, client) -> None:
     server.enqueue([s.Text("first")])
     server.enqueue(s.Script([s.Text("second")]))
     assert server.pending == 2
-    assert texts(await run(server, session), ContentDelta) == "first"
-    assert texts(await run(server, session, "ANTHROPIC"), ContentDelta) == "second"
+    assert texts(await run(server, client), ContentDelta) == "first"
+    assert texts(await run(server, client, "ANTHROPIC"), ContentDelta) == "second"
     assert [r.path for r in server.requests] == ["/v1/chat/completions", "/v1/messages"]
     assert server.requests[0].body["model"] == "demo-model"
     assert server.requests[1].headers["x-api-key"] == "demo"
@@ -179,7 +180,7 @@ async def test_assert_complete_reports_unused_scripts(server) -> None:
         server.assert_complete()
 
 
-async def test_signal_and_call_hooks_run_in_order(server, session) -> None:
+async def test_signal_and_call_hooks_run_in_order(server, client) -> None:
     reached = asyncio.Event()
     seen: list[str] = []
 
@@ -189,13 +190,16 @@ async def test_signal_and_call_hooks_run_in_order(server, session) -> None:
     server.enqueue(
         [s.Text("a"), s.Signal(reached), s.Call(lambda: seen.append("sync")), s.Call(hook), s.Text("b")]
     )
-    events = await run(server, session)
+    events = await run(server, client)
     assert reached.is_set() and seen == ["sync", "async"]
     assert texts(events, ContentDelta) == "ab"
 
 
-async def test_non_json_request_is_rejected(server, session) -> None:
-    async with session.post(server.base_url + "/chat/completions", data=b"not json") as resp:
+async def test_non_json_request_is_rejected(server) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.base_url + "/chat/completions", data=b"not json") as resp,
+    ):
         assert resp.status == 400
         assert "JSON object" in (await resp.json())["error"]["message"]
 
@@ -210,8 +214,8 @@ def test_pieces_split_evenly_and_keep_given_lists() -> None:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_demo_answers_with_reasoning_and_content(server, session, protocol) -> None:
-    events = await run(server, session, protocol, [{"role": "user", "content": "What is agentgw?"}])
+async def test_demo_answers_with_reasoning_and_content(server, client, protocol) -> None:
+    events = await run(server, client, protocol, [{"role": "user", "content": "What is agentgw?"}])
     assert texts(events, ReasoningDelta)
     content = texts(events, ContentDelta)
     assert "What is agentgw?" in content
@@ -222,9 +226,9 @@ async def test_demo_answers_with_reasoning_and_content(server, session, protocol
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_demo_weather_tool_call_then_answer(server, session, protocol) -> None:
+async def test_demo_weather_tool_call_then_answer(server, client, protocol) -> None:
     question = {"role": "user", "content": "What's the weather in Beijing?"}
-    events = await run(server, session, protocol, [question], tools=[WEATHER, DATETIME], tool_choice="auto")
+    events = await run(server, client, protocol, [question], tools=[WEATHER, DATETIME], tool_choice="auto")
     assert calls(events) == [("mock_city_weather", {"city": "Beijing", "date": dt.date.today().isoformat()})]
     assert events[-1].reason == "tool_calls"  # type: ignore[union-attr]
     call_id = next(e.id for e in events if isinstance(e, ToolCallDelta) and e.id)
@@ -251,14 +255,14 @@ async def test_demo_weather_tool_call_then_answer(server, session, protocol) -> 
         },
         {"role": "tool", "tool_call_id": call_id, "name": "mock_city_weather", "content": json.dumps(result)},
     ]
-    events = await run(server, session, protocol, history, tools=[WEATHER, DATETIME], tool_choice="auto")
+    events = await run(server, client, protocol, history, tools=[WEATHER, DATETIME], tool_choice="auto")
     assert calls(events) == []
     assert "The weather in Beijing on 2026-02-13 is sunny, 22°C" in texts(events, ContentDelta)
 
 
-async def test_demo_parallel_calls_unless_disabled(server, session) -> None:
+async def test_demo_parallel_calls_unless_disabled(server, client) -> None:
     question = [{"role": "user", "content": "weather and time in Tokyo tomorrow"}]
-    events = await run(server, session, "OPENAI", question, tools=[WEATHER, DATETIME], tool_choice="auto")
+    events = await run(server, client, "OPENAI", question, tools=[WEATHER, DATETIME], tool_choice="auto")
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
     assert calls(events) == [
         ("mock_city_weather", {"city": "Tokyo", "date": tomorrow}),
@@ -266,7 +270,7 @@ async def test_demo_parallel_calls_unless_disabled(server, session) -> None:
     ]
     events = await run(
         server,
-        session,
+        client,
         "OPENAI",
         question,
         tools=[WEATHER, DATETIME],
@@ -276,14 +280,14 @@ async def test_demo_parallel_calls_unless_disabled(server, session) -> None:
     assert [name for name, _ in calls(events)] == ["mock_city_weather"]
 
 
-async def test_demo_react_steps_then_stops(server, session) -> None:
+async def test_demo_react_steps_then_stops(server, client) -> None:
     """After each result the next matching tool is called once; then it answers (no loop)."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": "weather and time in Paris"}]
     names = []
     for _ in range(4):
         events = await run(
             server,
-            session,
+            client,
             "OPENAI",
             messages,
             tools=[WEATHER, DATETIME],
@@ -319,11 +323,11 @@ async def test_demo_react_steps_then_stops(server, session) -> None:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_demo_plan_add_tasks_when_required(server, session, protocol) -> None:
+async def test_demo_plan_add_tasks_when_required(server, client, protocol) -> None:
     messages = [
         {"role": "user", "content": "Check the weather in Shanghai, then book a table, and write a summary"}
     ]
-    events = await run(server, session, protocol, messages, tools=[PLAN_ADD], tool_choice="required")
+    events = await run(server, client, protocol, messages, tools=[PLAN_ADD], tool_choice="required")
     ((name, args),) = calls(events)
     assert name == "_plan_add_tasks_"
     assert [t["description"] for t in args["tasks"]] == [
@@ -348,14 +352,14 @@ async def test_demo_plan_tasks_for_a_single_question() -> None:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_demo_update_task_uses_the_prompted_task_id(server, session, protocol) -> None:
+async def test_demo_update_task_uses_the_prompted_task_id(server, client, protocol) -> None:
     prompt = (
         "Task list:\n- a1b2c3d4 | completed | look up\n- 0f0e0d0c | init | answer\n\n"
         "Current task_id: 0f0e0d0c\nDescription: answer\nWhen done, update the task."
     )
     events = await run(
         server,
-        session,
+        client,
         protocol,
         [{"role": "user", "content": prompt}],
         tools=[PLAN_UPDATE, WEATHER],
@@ -364,23 +368,23 @@ async def test_demo_update_task_uses_the_prompted_task_id(server, session, proto
     assert calls(events) == [("_plan_update_task_", {"taskId": "0f0e0d0c", "status": "completed"})]
 
 
-async def test_demo_confirm_dialog_for_confirmation_requests(server, session) -> None:
+async def test_demo_confirm_dialog_for_confirmation_requests(server, client) -> None:
     messages = [{"role": "user", "content": "Please confirm before deleting the file"}]
-    events = await run(server, session, "OPENAI", messages, tools=[CONFIRM, WEATHER], tool_choice="auto")
+    events = await run(server, client, "OPENAI", messages, tools=[CONFIRM, WEATHER], tool_choice="auto")
     ((name, args),) = calls(events)
     assert name == "confirm_dialog"
     assert args["message"] == "Please confirm before deleting the file"
     assert isinstance(args["options"], list) and args["options"]
 
 
-async def test_demo_tool_choice_none_never_calls(server, session) -> None:
+async def test_demo_tool_choice_none_never_calls(server, client) -> None:
     messages = [{"role": "user", "content": "weather in Rome?"}]
-    events = await run(server, session, "OPENAI", messages, tools=[WEATHER], tool_choice="none")
+    events = await run(server, client, "OPENAI", messages, tools=[WEATHER], tool_choice="none")
     assert calls(events) == [] and "weather in Rome?" in texts(events, ContentDelta)
 
 
-async def test_demo_slow_streams_two_hundred_deltas(server, session) -> None:
-    events = await run(server, session, "OPENAI", [{"role": "user", "content": "answer slow please"}])
+async def test_demo_slow_streams_two_hundred_deltas(server, client) -> None:
+    events = await run(server, client, "OPENAI", [{"role": "user", "content": "answer slow please"}])
     assert sum(isinstance(e, ContentDelta) for e in events) == 200
 
 

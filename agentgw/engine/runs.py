@@ -20,6 +20,7 @@ from agentgw.engine.state import RunState
 from agentgw.engine.stream import EventLog
 from agentgw.errors import ProviderError, RequestError, RunAborted
 from agentgw.providers.log import InteractionLog
+from agentgw.providers.wire import ProviderClient
 
 if TYPE_CHECKING:
     import aiohttp
@@ -78,9 +79,17 @@ class SubmitResult:
 
 
 class RunManager:
-    def __init__(self, settings: Settings, http: aiohttp.ClientSession, store: ChatStore | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        http: aiohttp.ClientSession,
+        store: ChatStore | None,
+        providers: ProviderClient | None = None,
+    ) -> None:
         self.settings = settings
         self.http = http
+        # Model calls go through the gateway's own streaming client (agentgw.providers.wire).
+        self.providers = providers if providers is not None else ProviderClient()
         self.store = store
         self.runs: dict[str, Run] = {}
         self._chat_runs: dict[str, Run] = {}  # chat id → its active run
@@ -166,6 +175,7 @@ class RunManager:
             snapshot=snapshot,
             settings=self.settings,
             http=self.http,
+            providers=self.providers,
             log=EventLog(run_id),
             query=query,
             owner=owner,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from agentgw.catalog.registry import CatalogSnapshot
     from agentgw.memory.recorder import RunRecorder
     from agentgw.providers.log import InteractionLog
+    from agentgw.providers.wire import ProviderClient
     from agentgw.settings import Settings
 
 PendingStatus = Literal["PENDING_SUBMIT", "PENDING_APPROVAL", "APPROVED", "EXECUTED", "REJECTED", "EXPIRED"]
@@ -65,7 +66,8 @@ class RunState:
     agent: Agent
     snapshot: CatalogSnapshot
     settings: Settings
-    http: aiohttp.ClientSession
+    http: aiohttp.ClientSession  # tools' HTTP calls
+    providers: ProviderClient  # model calls
     log: EventLog
     query: dict[str, Any]
     owner: str | None = None

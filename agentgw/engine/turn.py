@@ -15,11 +15,12 @@ from agentgw.catalog.prompting import assemble_system_prompt
 from agentgw.catalog.types import Stage, ToolDef
 from agentgw.engine.state import RunState, ToolCall, short_id
 from agentgw.errors import ProviderError
-from agentgw.providers import stream_batches
+from agentgw.providers import stream_into
 from agentgw.providers.base import (
     ContentDelta,
     Finish,
     ModelCall,
+    ProviderEvent,
     ReasoningDelta,
     ReasoningSignature,
     ToolCallDelta,
@@ -160,8 +161,8 @@ async def _stream_turn(state: RunState, call: ModelCall, tools: dict[str, ToolDe
     content: list[str] = []
     reasoning: list[str] = []
     calls: dict[int, ToolCall] = {}
-    async for batch in stream_batches(state.http, call, log=state.interaction_log):
-        # The events of one provider read go out in one send, each its own SSE event.
+
+    def on_batch(batch: list[ProviderEvent]) -> None:
         log.cork()
         try:
             for ev in batch:
@@ -200,6 +201,10 @@ async def _stream_turn(state: RunState, call: ModelCall, tools: dict[str, ToolDe
                     result.signature = ev.signature
         finally:
             log.uncork()
+
+    # The events of one provider read go out in one send, each its own SSE event: on_batch
+    # runs in the read callback of the provider connection, as soon as the chunk is in.
+    await stream_into(state.providers, call, on_batch, log=state.interaction_log)
     log.close_block()
     result.content = "".join(content)
     result.reasoning = "".join(reasoning)

@@ -22,10 +22,9 @@ reads and cache writes, as OpenAI counts it); ``cached_tokens`` is the cache rea
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import Coroutine
 from typing import Any
 
-import aiohttp
 import orjson
 
 from agentgw.providers import errors
@@ -40,7 +39,15 @@ from agentgw.providers.base import (
 )
 from agentgw.providers.errors import StreamState
 from agentgw.providers.log import InteractionLog
-from agentgw.providers.stream import as_int, message_text, normalise_finish, run_stream, versioned_base
+from agentgw.providers.stream import (
+    OnBatch,
+    as_int,
+    message_text,
+    normalise_finish,
+    run_stream,
+    versioned_base,
+)
+from agentgw.providers.wire import ProviderClient
 
 ANTHROPIC_VERSION = "2023-06-01"
 THINKING_BUDGETS = {"LOW": 1024, "MEDIUM": 4096, "HIGH": 16384}
@@ -312,8 +319,8 @@ class AnthropicFrames:
 
 
 def stream_anthropic(
-    session: aiohttp.ClientSession, call: ModelCall, log: InteractionLog | None = None
-) -> AsyncGenerator[list[ProviderEvent], None]:
-    """Stream one Messages call in batches; see :func:`agentgw.providers.stream_batches`."""
+    client: ProviderClient, call: ModelCall, on_batch: OnBatch, log: InteractionLog | None = None
+) -> Coroutine[Any, Any, None]:
+    """Stream one Messages call into ``on_batch``; see :func:`agentgw.providers.stream_into`."""
     url, headers, body = build_request(call)
-    return run_stream(session, call, url, headers, body, AnthropicFrames(call), log)
+    return run_stream(client, call, url, headers, body, AnthropicFrames(call), log, on_batch)

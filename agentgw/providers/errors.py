@@ -29,6 +29,7 @@ import aiohttp
 import orjson
 
 from agentgw.errors import ProviderError
+from agentgw.providers import wire
 from agentgw.providers.base import ModelCall
 
 EXCERPT_CHARS = 500
@@ -159,6 +160,8 @@ def transport_error(call: ModelCall, state: StreamState, exc: BaseException) -> 
     """
     if isinstance(exc, ProviderError) or not isinstance(exc, Exception):
         return None
+    if isinstance(exc, wire.WireError):
+        return _wire_error(call, state, exc)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return _error(
             call,
@@ -195,6 +198,34 @@ def transport_error(call: ModelCall, state: StreamState, exc: BaseException) -> 
             retriable=not state.emitted,
         )
     return None
+
+
+def _wire_error(call: ModelCall, state: StreamState, exc: wire.WireError) -> ProviderError:
+    """The errors of the provider client (:mod:`agentgw.providers.wire`)."""
+    if isinstance(exc, wire.ConnectTimeout):
+        return _error(
+            call,
+            "provider_connect_error",
+            f"connect timed out after {call.connect_timeout_s:g}s",
+            retriable=True,
+        )
+    if isinstance(exc, wire.ConnectError):
+        return _error(call, "provider_connect_error", str(exc), retriable=True)
+    if isinstance(exc, wire.InvalidURL):
+        return _error(call, "provider_connect_error", f"invalid provider URL: {exc}", retriable=False)
+    if isinstance(exc, wire.ClosedError):
+        return _error(
+            call,
+            "provider_early_close",
+            f"connection closed by the provider mid-stream: {exc}",
+            retriable=not state.emitted,
+        )
+    return _error(
+        call,
+        "provider_connect_error",
+        f"transport error: {type(exc).__name__}: {exc}",
+        retriable=not state.emitted,
+    )
 
 
 def map_provider_errors(call: ModelCall, state: StreamState) -> _TransportErrors:

@@ -23,11 +23,10 @@ inside a 200 stream (OpenRouter ``"error"``, Groq ``event: error``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from agentgw.providers import errors
@@ -42,7 +41,15 @@ from agentgw.providers.base import (
 )
 from agentgw.providers.errors import StreamState
 from agentgw.providers.log import InteractionLog
-from agentgw.providers.stream import as_int, message_text, normalise_finish, run_stream, versioned_base
+from agentgw.providers.stream import (
+    OnBatch,
+    as_int,
+    message_text,
+    normalise_finish,
+    run_stream,
+    versioned_base,
+)
+from agentgw.providers.wire import ProviderClient
 
 _EFFORTS = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 _DONE = b"[DONE]"
@@ -288,8 +295,8 @@ class OpenAIFrames:
 
 
 def stream_openai(
-    session: aiohttp.ClientSession, call: ModelCall, log: InteractionLog | None = None
-) -> AsyncGenerator[list[ProviderEvent], None]:
-    """Stream one chat-completions call in batches; see :func:`agentgw.providers.stream_batches`."""
+    client: ProviderClient, call: ModelCall, on_batch: OnBatch, log: InteractionLog | None = None
+) -> Coroutine[Any, Any, None]:
+    """Stream one chat-completions call into ``on_batch``; see :func:`agentgw.providers.stream_into`."""
     url, headers, body = build_request(call)
-    return run_stream(session, call, url, headers, body, OpenAIFrames(call), log)
+    return run_stream(client, call, url, headers, body, OpenAIFrames(call), log, on_batch)

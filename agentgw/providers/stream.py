@@ -3,21 +3,20 @@
 An adapter supplies the request (URL, headers, JSON body) and a *frame handler* that turns
 one SSE frame into provider events; :func:`run_stream` does the rest, identically for every
 protocol: POST, status and content-type checks, reading the body as it arrives, frame
-splitting, yielding each event the moment it is parsed (SPEC §4.1), the interaction log,
-failure mapping and closing the response.
+splitting, handing each chunk's events on the moment they are parsed (SPEC §4.1), the
+interaction log, failure mapping and closing the response.
 
-Closing the generator (``aclose()``, or cancelling the task iterating it) closes the HTTP
-response and with it the provider connection, so a cancelled run stops being billed.
+Cancelling the task that awaits :func:`run_stream` closes the provider connection, so a
+cancelled run stops being billed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
 
 from agentgw.errors import ProviderError
@@ -26,6 +25,7 @@ from agentgw.providers.base import Finish, ModelCall, ProviderEvent
 from agentgw.providers.errors import StreamState, map_provider_errors
 from agentgw.providers.log import CallLog, InteractionLog
 from agentgw.providers.sse import SSEFrame, SSEParser
+from agentgw.providers.wire import ProviderClient, Response
 
 ERROR_BODY_LIMIT = 64 * 1024
 JSON_BODY_LIMIT = 1024 * 1024
@@ -108,15 +108,18 @@ class FrameHandler(Protocol):
         ...
 
 
-async def _check_response(call: ModelCall, handler: FrameHandler, resp: aiohttp.ClientResponse) -> None:
+async def _check_response(call: ModelCall, handler: FrameHandler, resp: Response) -> None:
     if resp.status >= 400:
-        body = await resp.content.read(ERROR_BODY_LIMIT)
+        raise errors.http_error(call, resp.status, await resp.read(ERROR_BODY_LIMIT))
+    if resp.status >= 300:
+        location = resp.headers.get("location", "")
+        body = f"redirect to {location}".encode() if location else await resp.read(ERROR_BODY_LIMIT)
         raise errors.http_error(call, resp.status, body)
-    ctype = resp.headers.get("Content-Type", "")
+    ctype = resp.headers.get("content-type", "")
     if ctype.startswith("application/json"):
         # A 200 JSON answer to a stream request: either an error object or a provider that
         # ignored ``stream: true``. Neither can be streamed; say which.
-        body = await resp.content.read(JSON_BODY_LIMIT)
+        body = await resp.read(JSON_BODY_LIMIT)
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -145,17 +148,17 @@ def _frame_events(
 
 
 class _IdleWatchdog:
-    """Fails the response read with TimeoutError after ``idle_s`` without a chunk.
+    """Fails the response with TimeoutError after ``idle_s`` without a chunk.
 
     One timer per stream, re-armed only when it fires early; a chunk just stamps ``last``.
     """
 
-    __slots__ = ("handle", "idle_s", "last", "loop", "reader")
+    __slots__ = ("handle", "idle_s", "last", "loop", "resp")
 
-    def __init__(self, idle_s: float, reader: aiohttp.StreamReader) -> None:
+    def __init__(self, idle_s: float, resp: Response) -> None:
         self.loop = asyncio.get_running_loop()
         self.idle_s = idle_s
-        self.reader = reader
+        self.resp = resp
         self.last = self.loop.time()
         self.handle = self.loop.call_at(self.last + idle_s, self._check)
 
@@ -164,33 +167,37 @@ class _IdleWatchdog:
         if self.loop.time() < due:
             self.handle = self.loop.call_at(due, self._check)
             return
-        self.reader.set_exception(TimeoutError(f"no data for {self.idle_s:g}s"))
+        self.resp.fail(TimeoutError(f"no data for {self.idle_s:g}s"))
 
     def cancel(self) -> None:
         self.handle.cancel()
 
 
+OnBatch = Callable[[list[ProviderEvent]], None]
+
+
 async def run_stream(
-    session: aiohttp.ClientSession,
+    client: ProviderClient,
     call: ModelCall,
     url: str,
     headers: Mapping[str, str],
     body: Mapping[str, Any],
     handler: FrameHandler,
     log: InteractionLog | None,
-) -> AsyncGenerator[list[ProviderEvent], None]:
-    """POST ``body`` to ``url`` and yield the handler's events as the stream is read.
+    on_batch: OnBatch,
+) -> None:
+    """POST ``body`` to ``url`` and give the handler's events to ``on_batch`` as they arrive.
 
-    One list per received chunk: the events of every frame the chunk completed, in order
-    (never empty). Nothing waits for a later chunk; the list only lets the engine send the
-    events of one read together.
+    ``on_batch`` gets one list per received chunk — the events of every frame the chunk
+    completed, in order, never empty — and is called synchronously from the connection's
+    read callback: nothing waits for a later chunk or for a task switch. The last call
+    holds the events of the end (usage, finish). Returns when the stream is over; raises
+    :class:`ProviderError` (or what ``on_batch`` raised). Cancelling the caller closes the
+    connection, so a cancelled run stops being billed.
     """
     state = handler.state
     clog = log.open(call, url, headers, body) if log is not None else None
-    # The idle timeout is our own watchdog, not aiohttp's sock_read: that one re-arms a timer
-    # on every received chunk, which is a measurable share of the per-delta cost.
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.connect_timeout_s, sock_read=None)
-    resp: aiohttp.ClientResponse | None = None
+    resp: Response | None = None
     completed = False
     watchdog: _IdleWatchdog | None = None
     try:
@@ -198,54 +205,81 @@ async def run_stream(
             async with asyncio.timeout(call.idle_timeout_s):  # until the response headers
                 payload = orjson.dumps(body)
                 del body  # sent: the request is not held for the length of the stream
-                resp = await session.post(url, data=payload, headers=headers, timeout=timeout)
+                resp = await client.post(url, headers, payload, connect_timeout_s=call.connect_timeout_s)
                 del payload, headers
                 await _check_response(call, handler, resp)
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            assert task is not None
+            over: asyncio.Future[None] = loop.create_future()
             sse = SSEParser()
             feed = sse.feed
             frame = handler.frame
-            content = resp.content
-            watchdog = _IdleWatchdog(call.idle_timeout_s, content)
-            loop_time = watchdog.loop.time
-            # readany() directly, not iter_any(): one iterator object and coroutine less per stream.
-            while chunk := await content.readany():
-                watchdog.last = loop_time()
-                frames = feed(chunk)
-                if len(frames) == 1 and clog is None:
-                    # The common case, one frame per read, without the general path's calls.
-                    event_name, data = frames[0]
+            watchdog = _IdleWatchdog(call.idle_timeout_s, resp)
+            loop_time = loop.time
+            response = resp
+
+            def stop(exc: BaseException | None) -> None:
+                if not over.done():
+                    if exc is None:
+                        over.set_result(None)
+                    else:
+                        over.set_exception(exc)
+
+            def on_data(chunk: bytes) -> None:
+                # In the connection's data_received: parse, and hand the events on at once.
+                if over.done() or task.cancelling():
+                    return  # the run is stopping: nothing more goes out
+                watchdog.last = loop_time()  # type: ignore[union-attr]
+                try:
+                    frames = feed(chunk)
+                    if len(frames) == 1 and clog is None:
+                        # The common case, one frame per read, without the general path's calls.
+                        event_name, data = frames[0]
+                        try:
+                            batch = frame(event_name, data)
+                        except _SHAPE_ERRORS as exc:
+                            raise _shape_error(call, data, exc) from exc
+                        if batch:
+                            state.emitted = True
+                            on_batch(batch)
+                    elif frames:
+                        batch, failure = _batch(call, handler, frames, clog)
+                        if batch:
+                            on_batch(batch)
+                        if failure is not None:
+                            raise failure
+                    if handler.done:
+                        stop(None)
+                except BaseException as exc:  # a bad frame, or the consumer's own failure
+                    response.close()
+                    stop(exc)
+
+            def on_end(exc: BaseException | None) -> None:
+                if exc is None and not over.done():
                     try:
-                        batch = frame(event_name, data)
-                    except _SHAPE_ERRORS as exc:
-                        raise _shape_error(call, data, exc) from exc
-                    if batch:
-                        state.emitted = True
-                        yield batch
-                elif frames:
-                    batch, failure = _batch(call, handler, frames, clog)
-                    if batch:
-                        yield batch
-                    if failure is not None:
-                        raise failure
-                if handler.done:
-                    break
-            else:
-                batch, failure = _batch(call, handler, sse.flush(), clog)
-                if batch:
-                    yield batch
-                if failure is not None:
-                    raise failure
+                        batch, failure = _batch(call, handler, sse.flush(), clog)
+                        if batch:
+                            on_batch(batch)
+                        if failure is not None:
+                            raise failure
+                    except BaseException as err:
+                        exc = err
+                stop(exc)
+
+            resp.stream(on_data, on_end)
+            await over
             batch = handler.end()
             if clog is not None:
                 for event in batch:
                     clog.event(event)
-            yield batch
+            on_batch(batch)
             completed = True
     except ProviderError as exc:
         if clog is not None:
             clog.error(exc)
         raise
-    except (GeneratorExit, asyncio.CancelledError) as exc:
+    except asyncio.CancelledError as exc:
         if clog is not None:
             clog.closed(type(exc).__name__)
         raise
