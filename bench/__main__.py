@@ -186,15 +186,19 @@ async def compare(
     deltas: int,
     gap_us: int,
     rounds: int,
+    wire_relay: Target | None = None,
 ) -> dict[str, Any]:
     """Alternate relay and gateway; report the median round of each by CPU per delta.
 
     The time to first delta is the median over the rounds of each round's median; the
     added latency is the gateway's figure minus the relay's, from the reported rounds.
+    ``wire_relay`` (the relay on the gateway's own provider client) runs in the same
+    rounds, for reference: the targets are against the aiohttp relay.
     """
-    runs: dict[str, list[RunResult]] = {"relay": [], "gateway": []}
+    targets = (relay, gateway) if wire_relay is None else (relay, wire_relay, gateway)
+    runs: dict[str, list[RunResult]] = {t.name: [] for t in targets}
     for _ in range(rounds):
-        for target in (relay, gateway):
+        for target in targets:
             runs[target.name].append(await run_streams(session, target, streams, deltas, gap_us))
     out: dict[str, Any] = {"streams": streams, "deltas": deltas, "gap_us": gap_us}
     for name, results in runs.items():
@@ -213,6 +217,9 @@ async def compare(
     out["added_latency_p99_us"] = round(gw["latency_p99_us"] - relay["latency_p99_us"], 1)
     relay_cpu = relay["cpu_us_per_delta"]
     out["cpu_ratio"] = round(gw["cpu_us_per_delta"] / relay_cpu, 3) if relay_cpu else None
+    if wire_relay is not None:
+        wire_cpu = out["relay_wire"]["cpu_us_per_delta"]
+        out["cpu_ratio_vs_relay_wire"] = round(gw["cpu_us_per_delta"] / wire_cpu, 3) if wire_cpu else None
     return out
 
 
@@ -464,9 +471,15 @@ async def run(quick: bool) -> dict[str, Any]:
             procs.append(await spawn("relay", relay_args, ROOT, True))
             gw_proc, gw_base, _ = await start_gateway(session, workspace)
             procs.append(gw_proc)
+            wire_port = free_port()
+            wire_args = [*relay_args, "--client", "wire"]
+            wire_args[wire_args.index(str(relay_port))] = str(wire_port)
+            wire_proc = await spawn("relay_wire", wire_args, ROOT, True)
+            procs.append(wire_proc)
             relay = Target("relay", f"http://127.0.0.1:{relay_port}/relay", procs[1].pid, gateway=False)
+            wire = Target("relay_wire", f"http://127.0.0.1:{wire_port}/relay", wire_proc.pid, gateway=False)
             gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
-            for target in (relay, gateway):
+            for target in (relay, wire, gateway):
                 await warm_up(session, target, quick)
             if quick:
                 results["1x50"] = await compare(session, relay, gateway, 1, 50, 0, 1)
@@ -476,10 +489,17 @@ async def run(quick: bool) -> dict[str, Any]:
                 results["sequential_ttfd"] = await sequential(session, relay, gateway, 300)
                 # Five rounds each, alternating: the median round is what is reported (the
                 # machine is shared, and single rounds move by 5-10 %).
-                results["burst_200x1"] = await compare(session, relay, gateway, 200, 1, 0, ROUNDS)
-                results["1x20000_flat_out"] = await compare(session, relay, gateway, 1, 20000, 0, ROUNDS)
-                results["200x200_5ms"] = await compare(session, relay, gateway, 200, 200, 5000, ROUNDS)
-                results["50x400_flat_out"] = await compare(session, relay, gateway, 50, 400, 0, ROUNDS)
+                # The relay on the gateway's own provider client runs in the same rounds, as
+                # a second reference (the targets are against the aiohttp relay).
+                for key, (streams, deltas, gap_us) in {
+                    "burst_200x1": (200, 1, 0),
+                    "1x20000_flat_out": (1, 20000, 0),
+                    "200x200_5ms": (200, 200, 5000),
+                    "50x400_flat_out": (50, 400, 0),
+                }.items():
+                    results[key] = await compare(
+                        session, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
+                    )
                 # Fresh processes, warmed by four short streams: the figure is what 1,000 open
                 # streams cost, not what the earlier workloads left in the heap (the
                 # long-running figure is kept too).
@@ -593,28 +613,33 @@ def verdicts(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
 
 def table(r: dict[str, Any]) -> str:
     lines = [
-        f"{'workload':<18} {'target':<8} {'cpu us/delta':>12} {'lat p50 us':>11} {'lat p99 us':>11} "
+        f"{'workload':<18} {'target':<10} {'cpu us/delta':>12} {'lat p50 us':>11} {'lat p99 us':>11} "
         f"{'ttfd p50 ms':>11} {'delivered':>13} {'errors':>6}"
     ]
     for key, w in r.items():
         if isinstance(w, dict) and "cpu_ratio" in w:
-            for name in ("relay", "gateway"):
+            for name in [n for n in ("relay", "relay_wire", "gateway") if n in w]:
                 x = w[name]
                 lines.append(
-                    f"{key:<18} {name:<8} {x['cpu_us_per_delta']:>12.1f} {x['latency_p50_us']:>11.0f} "
+                    f"{key:<18} {name:<10} {x['cpu_us_per_delta']:>12.1f} {x['latency_p50_us']:>11.0f} "
                     f"{x['latency_p99_us']:>11.0f} {x['ttfd_p50_ms']:>11.2f} "
                     f"{x['delivered_all_rounds']:>6}/{x['sent_all_rounds']:<6} {len(x['errors_all_rounds']):>6}"
                 )
             lines.append(
-                f"{'':<18} {'added':<8} {w['cpu_ratio'] or 0:>11.2f}x {w['added_latency_p50_us']:>11.0f} "
+                f"{'':<18} {'added':<10} {w['cpu_ratio'] or 0:>11.2f}x {w['added_latency_p50_us']:>11.0f} "
                 f"{w['added_latency_p99_us']:>11.0f}"
+                + (
+                    f"   ({w['cpu_ratio_vs_relay_wire']:.2f}x relay_wire)"
+                    if w.get("cpu_ratio_vs_relay_wire")
+                    else ""
+                )
             )
     if "sequential_ttfd" in r:
         q = r["sequential_ttfd"]
         for name in ("relay", "gateway"):
             x = q[name]
             lines.append(
-                f"{'sequential':<18} {name:<8} {x['cpu_us_per_request']:>9.1f}/rq {'':>11} {'':>11} "
+                f"{'sequential':<18} {name:<10} {x['cpu_us_per_request']:>9.1f}/rq {'':>11} {'':>11} "
                 f"{x['ttfd_p50_ms']:>11.2f} {x['delivered']:>6}/{x['sent']:<6} {len(x['errors']):>6}"
             )
     lines.append("")

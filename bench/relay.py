@@ -1,8 +1,13 @@
 """The 1:1 SSE frame relay: the floor any gateway stands on.
 
 ``POST /relay`` forwards the request body to the provider, then reads one SSE frame at a
-time from the provider and writes it to the client, parsing nothing. Same aiohttp server,
-same aiohttp client, same process model as the gateway — only the gateway's work is missing.
+time from the provider and writes it to the client, parsing nothing. Same aiohttp server
+and process model as the gateway — only the gateway's work is missing.
+
+Two upstream clients: ``--client aiohttp`` (the default, the floor the targets are measured
+against: the stack's HTTP client, one ``readuntil`` per frame) and ``--client wire``, the
+gateway's own provider client (``agentgw.providers.wire``: the body arrives in a callback,
+each frame written from it), which shows how much of the gateway's figure is its transport.
 
 Run: ``python -m bench.relay --port P --upstream http://127.0.0.1:Q/v1/chat/completions``.
 """
@@ -15,8 +20,12 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
+from agentgw.providers.wire import ProviderClient
+
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
+WIRE: web.AppKey[ProviderClient] = web.AppKey("wire", ProviderClient)
 UPSTREAM: web.AppKey[str] = web.AppKey("upstream", str)
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform"}
 
 
 async def relay(request: web.Request) -> web.StreamResponse:
@@ -25,9 +34,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
     async with session.post(
         request.app[UPSTREAM], data=body, headers={"Content-Type": "application/json"}
     ) as upstream:
-        resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform"}
-        )
+        resp = web.StreamResponse(headers=SSE_HEADERS)
         await resp.prepare(request)
         content = upstream.content
         while True:
@@ -41,21 +48,53 @@ async def relay(request: web.Request) -> web.StreamResponse:
         return resp
 
 
+async def relay_wire(request: web.Request) -> web.StreamResponse:
+    body = await request.read()
+    upstream = await request.app[WIRE].post(
+        request.app[UPSTREAM], {"Content-Type": "application/json"}, body, connect_timeout_s=30
+    )
+    resp = web.StreamResponse(headers=SSE_HEADERS)
+    await resp.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    tail = b""
+
+    def on_data(chunk: bytes) -> None:
+        nonlocal tail
+        data = tail + chunk if tail else chunk
+        start = 0
+        while (end := data.find(b"\n\n", start)) >= 0:
+            frame = data[start : end + 2]  # one frame, one write (HTTP/1.1 chunk framing)
+            transport.write(b"%x\r\n%b\r\n" % (len(frame), frame))
+            start = end + 2
+        tail = data[start:]
+
+    upstream.stream(on_data, ended.set_result)
+    await ended
+    upstream.release()
+    await resp.write_eof(tail)
+    return resp
+
+
 async def _session(app: web.Application):  # type: ignore[no-untyped-def]
     app[SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    app[WIRE] = ProviderClient()
     yield
     await app[SESSION].close()
+    await app[WIRE].close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument("--client", choices=("aiohttp", "wire"), default="aiohttp")
     args = parser.parse_args()
     app = web.Application()
     app[UPSTREAM] = args.upstream
     app.cleanup_ctx.append(_session)
-    app.router.add_post("/relay", relay)
+    app.router.add_post("/relay", relay if args.client == "aiohttp" else relay_wire)
 
     async def serve() -> None:
         runner = web.AppRunner(app, access_log=None)
