@@ -23,6 +23,7 @@ inside a 200 stream (OpenRouter ``"error"``, Groq ``event: error``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,8 +75,13 @@ def chat_url(call: ModelCall) -> str:
 
 def provider_family(call: ModelCall) -> str:
     """``qwen`` | ``glm`` | ``deepseek`` | ``openai`` — decides the reasoning knob."""
-    host = (urlsplit(call.base_url).hostname or "").lower()
-    model = call.model_id.lower().rsplit("/", 1)[-1]
+    return _family(call.base_url, call.model_id)
+
+
+@functools.lru_cache(maxsize=256)
+def _family(base_url: str, model_id: str) -> str:
+    host = (urlsplit(base_url).hostname or "").lower()
+    model = model_id.lower().rsplit("/", 1)[-1]
     if "dashscope" in host or model.startswith(("qwen", "qwq")):
         return "qwen"
     if host.endswith(("bigmodel.cn", "z.ai")) or model.startswith("glm"):

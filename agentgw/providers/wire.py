@@ -16,6 +16,7 @@ redirects or cookies: providers are called directly, and a redirect is reported 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 import zlib
@@ -28,7 +29,7 @@ from agentgw import __version__
 HEAD_LIMIT = 64 * 1024  # status line and headers
 KEEPALIVE_S = 15.0  # an idle pooled connection older than this is not reused
 DRAIN_S = 2.0  # how long a released response may take to finish before its connection closes
-_USER_AGENT = f"agentgw/{__version__}"
+_USER_AGENT_LINE = f"User-Agent: agentgw/{__version__}\r\n"
 
 OnData = Callable[[bytes], None]
 OnEnd = Callable[[BaseException | None], None]
@@ -500,17 +501,8 @@ class ProviderClient:
         """Send the request; return once the response's status and headers are in."""
         if self.closed:
             raise WireError("the provider client is closed")
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidURL(f"not an http(s) URL: {url!r}")
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError as exc:
-            raise InvalidURL(f"bad port in {url!r}") from exc
-        host = parts.hostname
-        key = (scheme, host, port)
-        request = _request_bytes(parts, headers, body)
+        key, start = _origin(url)
+        request = _request_bytes(start, headers, body)
         for attempt in (1, 2):
             conn, reused = self._take(key)
             if conn is None:
@@ -584,28 +576,46 @@ class ProviderClient:
             idle.remove(conn)
 
 
-def _request_bytes(parts: Any, headers: Mapping[str, str], body: bytes) -> bytes:
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
+@functools.lru_cache(maxsize=256)
+def _origin(url: str) -> tuple[tuple[str, str, int], str]:
+    """``((scheme, host, port), request line and Host header)`` of a provider URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidURL(f"not an http(s) URL: {url!r}")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        raise InvalidURL(f"bad port in {url!r}") from exc
     host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if any(c in target for c in " \r\n"):
+        raise InvalidURL(f"the path of {url!r} has a space or a line break")
+    shown = f"[{host}]" if ":" in host else host
     if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    lines = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    given = {name.lower() for name in headers}
-    if "user-agent" not in given:
-        lines.append(f"User-Agent: {_USER_AGENT}")
+        shown = f"{shown}:{parts.port}"
+    return (scheme, host, port), f"POST {target} HTTP/1.1\r\nHost: {shown}\r\n"
+
+
+_SKIPPED = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+def _request_bytes(start: str, headers: Mapping[str, str], body: bytes) -> bytes:
+    lines = [start, f"Content-Length: {len(body)}\r\n"]
+    agent = True
     for name, value in headers.items():
         lowered = name.lower()
-        if lowered in ("host", "content-length", "transfer-encoding", "connection"):
+        if lowered in _SKIPPED:
             continue
-        if any(c in name for c in "\r\n:") or "\r" in value or "\n" in value:
+        if lowered == "user-agent":
+            agent = False
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
             raise InvalidURL(f"header {name!r} has a line break or a colon in its name or value")
-        lines.append(f"{name}: {value}")
-    head = "\r\n".join(lines) + "\r\n\r\n"
+        lines.append(f"{name}: {value}\r\n")
+    if agent:
+        lines.append(_USER_AGENT_LINE)
+    lines.append("\r\n")
     try:
-        return head.encode("latin-1") + body
+        return "".join(lines).encode("latin-1") + body
     except UnicodeEncodeError as exc:
         raise InvalidURL(f"a request header is not latin-1 text: {exc}") from None
