@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 
 from agentgw.app import build_app
 from agentgw.settings import Settings, load_settings
@@ -127,9 +128,18 @@ class Gateway:
             return resp.status, await resp.json()
 
 
+class _Server(TestServer):
+    """As ``agentgw serve`` runs the app (``web.run_app``): a client that goes away does not
+    cancel the handler (aiohttp's test server would, which hides the production path)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        kwargs["handler_cancellation"] = False
+        return await super()._make_runner(**kwargs)
+
+
 async def start_gateway(settings: Settings, dirs: dict[str, Path]) -> Gateway:
     app = build_app(settings)
-    server = TestServer(app, host="127.0.0.1")
+    server = _Server(app, host="127.0.0.1")
     await server.start_server()
     session = aiohttp.ClientSession()
     return Gateway(server, session, settings, dirs)

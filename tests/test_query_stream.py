@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import socket
+import struct
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -412,9 +416,10 @@ async def test_default_agent_and_sse_headers(
 
 
 async def test_client_disconnect_is_not_a_cancel_and_leaves_no_task(
-    make_gateway: GatewayFactory, provider: ScriptedProvider
+    make_gateway: GatewayFactory, provider: ScriptedProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     gw = await make_gateway({"one": ONESHOT})
+    caplog.set_level(logging.INFO)
     reached = asyncio.Event()
     provider.enqueue([Text("first"), Signal(reached), Delay(0.3), Text(" second")])
     async with gw.session.post(gw.url("/api/ap/query"), json={"agentKey": "one", "message": "hi"}) as resp:
@@ -427,6 +432,36 @@ async def test_client_disconnect_is_not_a_cancel_and_leaves_no_task(
     events = parse_sse(b"".join(run.log.frames))
     assert events[-1]["type"] == "run.complete"
     assert "".join(e.get("delta", "") for e in events if e["type"] == "content.delta") == "first second"
+    # A client going away is normal: no error in the log, no 500 written after the stream.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_client_reset_mid_stream_is_not_an_error(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tab closed mid-answer (a reset socket, as curl piped into head does): the next write
+    fails; the run goes on and nothing is logged as an error."""
+    gw = await make_gateway({"one": ONESHOT})
+    caplog.set_level(logging.INFO)
+    reached = asyncio.Event()
+    provider.enqueue([Text("first"), Signal(reached)] + [Delay(0.02), Text(" more")] * 10)
+    parts = urlsplit(gw.url("/api/ap/query"))
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    body = orjson.dumps({"agentKey": "one", "message": "hi"})
+    writer.write(
+        b"POST /api/ap/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    await reader.readuntil(b"content.delta")
+    await asyncio.wait_for(reached.wait(), 5)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    writer.close()
+    runs = gw.app[appkeys.RUNS]
+    assert await runs.wait_idle(5)
+    events = parse_sse(b"".join(next(iter(runs.runs.values())).log.frames))
+    assert events[-1]["type"] == "run.complete"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_provider_error_never_echoes_the_api_key(

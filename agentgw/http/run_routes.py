@@ -146,9 +146,13 @@ async def write_sse(request: web.Request, log: EventLog, after: int = 0) -> web.
         asyncio.get_running_loop().call_soon(_headers_if_idle, request, log)
     try:
         last = await log.pump(ResponseSink(request, resp), after, HEARTBEAT_S)
-    except (ConnectionResetError, asyncio.CancelledError):
-        # The client went away: the run goes on (a disconnect is not a cancel).
+    except ConnectionResetError:
+        # The client went away (a closed tab): the run goes on, a disconnect is not a cancel,
+        # and nothing is wrong with the request, so nothing is logged as an error.
         logger.debug("client disconnected from %s", request.path)
+        return resp
+    except asyncio.CancelledError:
+        logger.debug("client disconnected from %s (handler cancelled)", request.path)
         raise
     with contextlib.suppress(ConnectionResetError):
         await resp.write_eof(last)  # the terminal event and the end of the stream: one send
