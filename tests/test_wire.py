@@ -384,3 +384,24 @@ async def test_tls_with_a_trusted_and_an_untrusted_certificate(tmp_path: Path) -
         async with ProviderClient() as default:  # the system trust store does not know it
             with pytest.raises(wire.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await default.post(server.url(scheme="https"), {}, b"{}", connect_timeout_s=5)
+
+
+async def test_idle_connections_are_closed_after_the_keepalive(
+    client: ProviderClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst leaves many pooled connections; they must not hold file descriptors forever."""
+    monkeypatch.setattr(wire, "KEEPALIVE_S", 0.2)
+    closed = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(SSE_HEAD + chunked(b"data: x\n\n"))
+        await writer.drain()
+        await reader.read()  # until the client closes the idle connection
+        closed.set()
+
+    async with RawServer(handler) as server:
+        resp, body, _ = await collect(client, server.url())
+        resp.release()
+        assert body == b"data: x\n\n"
+        await asyncio.wait_for(closed.wait(), 5)

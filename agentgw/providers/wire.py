@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from agentgw import __version__
 
 HEAD_LIMIT = 64 * 1024  # status line and headers
-KEEPALIVE_S = 15.0  # an idle pooled connection older than this is not reused
+KEEPALIVE_S = 15.0  # an idle pooled connection is closed after this long
 DRAIN_S = 2.0  # how long a released response may take to finish before its connection closes
 _USER_AGENT_LINE = f"User-Agent: agentgw/{__version__}\r\n"
 
@@ -480,6 +480,7 @@ class ProviderClient:
         self._ssl = ssl_context
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
+        self._sweep_handle: asyncio.TimerHandle | None = None
         self.closed = False
 
     async def __aenter__(self) -> ProviderClient:
@@ -490,6 +491,9 @@ class ProviderClient:
 
     async def close(self) -> None:
         self.closed = True
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
         for conn in list(self._open):
             conn.close()
         self._idle.clear()
@@ -568,6 +572,22 @@ class ProviderClient:
             return
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.key, []).append(conn)
+        if self._sweep_handle is None:
+            self._sweep_handle = conn.loop.call_later(KEEPALIVE_S, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections idle for ``KEEPALIVE_S`` (one timer for the whole pool)."""
+        self._sweep_handle = None
+        now = time.monotonic()
+        oldest: float | None = None
+        for conn in [c for idle in self._idle.values() for c in idle]:
+            if now - conn.idle_since >= KEEPALIVE_S:
+                conn.close()
+            elif oldest is None or conn.idle_since < oldest:
+                oldest = conn.idle_since
+        if oldest is not None:
+            loop = asyncio.get_running_loop()
+            self._sweep_handle = loop.call_later(oldest + KEEPALIVE_S - now, self._sweep)
 
     def _forget(self, conn: _Connection) -> None:
         self._open.discard(conn)
