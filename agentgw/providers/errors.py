@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import aiohttp
 import orjson
 
 from agentgw.errors import ProviderError
@@ -155,53 +154,12 @@ def early_close(call: ModelCall, state: StreamState, what: str) -> ProviderError
 def transport_error(call: ModelCall, state: StreamState, exc: BaseException) -> ProviderError | None:
     """The :class:`ProviderError` a transport exception stands for; ``None`` to let it pass.
 
-    Cancellation and generator close pass: they are the consumer stopping, not the
-    provider failing.
+    Cancellation passes: it is the consumer stopping, not the provider failing. The
+    transport is :mod:`agentgw.providers.wire`; ``TimeoutError`` is the stream's idle
+    watchdog.
     """
     if isinstance(exc, ProviderError) or not isinstance(exc, Exception):
         return None
-    if isinstance(exc, wire.WireError):
-        return _wire_error(call, state, exc)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return _error(
-            call,
-            "provider_connect_error",
-            f"connect timed out after {call.connect_timeout_s:g}s",
-            retriable=True,
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return _error(
-            call, "provider_connect_error", f"cannot connect: {exc.os_error or exc}", retriable=True
-        )
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        return _error(call, "provider_connect_error", f"invalid provider URL: {exc}", retriable=False)
-    if isinstance(exc, TimeoutError):  # aiohttp's sock_read timeout (SocketTimeoutError) lands here
-        return _error(
-            call,
-            "provider_timeout",
-            f"no data from the provider for {call.idle_timeout_s:g}s",
-            retriable=not state.emitted,
-        )
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionResetError):
-        return _error(
-            call,
-            "provider_early_close",
-            f"connection closed by the provider mid-stream: {exc}",
-            retriable=not state.emitted,
-        )
-    if isinstance(exc, aiohttp.ClientError):
-        # Anything else the client raises is a transport failure before or during the exchange.
-        return _error(
-            call,
-            "provider_connect_error",
-            f"transport error: {type(exc).__name__}: {exc}",
-            retriable=not state.emitted,
-        )
-    return None
-
-
-def _wire_error(call: ModelCall, state: StreamState, exc: wire.WireError) -> ProviderError:
-    """The errors of the provider client (:mod:`agentgw.providers.wire`)."""
     if isinstance(exc, wire.ConnectTimeout):
         return _error(
             call,
@@ -213,19 +171,29 @@ def _wire_error(call: ModelCall, state: StreamState, exc: wire.WireError) -> Pro
         return _error(call, "provider_connect_error", str(exc), retriable=True)
     if isinstance(exc, wire.InvalidURL):
         return _error(call, "provider_connect_error", f"invalid provider URL: {exc}", retriable=False)
-    if isinstance(exc, wire.ClosedError):
+    if isinstance(exc, TimeoutError):
+        return _error(
+            call,
+            "provider_timeout",
+            f"no data from the provider for {call.idle_timeout_s:g}s",
+            retriable=not state.emitted,
+        )
+    if isinstance(exc, wire.ClosedError | ConnectionResetError):
         return _error(
             call,
             "provider_early_close",
             f"connection closed by the provider mid-stream: {exc}",
             retriable=not state.emitted,
         )
-    return _error(
-        call,
-        "provider_connect_error",
-        f"transport error: {type(exc).__name__}: {exc}",
-        retriable=not state.emitted,
-    )
+    if isinstance(exc, wire.WireError | OSError):
+        # Anything else the transport raises is a failure before or during the exchange.
+        return _error(
+            call,
+            "provider_connect_error",
+            f"transport error: {type(exc).__name__}: {exc}",
+            retriable=not state.emitted,
+        )
+    return None
 
 
 def map_provider_errors(call: ModelCall, state: StreamState) -> _TransportErrors:
