@@ -325,3 +325,28 @@ async def test_deltas_before_a_bad_frame_in_the_same_read_still_arrive(client) -
         await runner.cleanup()
     assert events == [ContentDelta("first")]
     assert err.code == "provider_malformed_chunk" and err.retriable is False
+
+
+async def test_a_redirect_is_reported_not_followed(client) -> None:
+    """A moved endpoint: the POST is not replayed elsewhere; the error says where to point."""
+    from aiohttp import web
+
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        calls.append(request.path)
+        raise web.HTTPTemporaryRedirect("https://api.example.invalid/v2/chat/completions")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        events, err = await collect(client, make_call(f"http://127.0.0.1:{port}/v1"))
+    finally:
+        await runner.cleanup()
+    assert events == [] and calls == ["/v1/chat/completions"]
+    assert err.code == "provider_http_error" and err.retriable is False
+    assert "redirected (HTTP 307) to https://api.example.invalid/v2/chat/completions" in err.message

@@ -114,6 +114,19 @@ def http_error(call: ModelCall, status: int, body: bytes) -> ProviderError:
     )
 
 
+def redirect_error(call: ModelCall, status: int, location: str) -> ProviderError:
+    """A 3xx answer: provider calls do not follow redirects (a POST must not be replayed
+    somewhere else unseen); the message says where the provider points."""
+    where = location or "(no Location header)"
+    return _error(
+        call,
+        "provider_http_error",
+        f"the provider redirected (HTTP {status}) to {where}; set the provider's base-url to the final URL",
+        status=status,
+        retriable=False,
+    )
+
+
 def stream_error(call: ModelCall, state: StreamState, payload: Any, raw: bytes) -> ProviderError:
     """An error object inside an HTTP 200 stream (OpenRouter chunk, Groq/Anthropic ``event: error``)."""
     message, kind, code = _error_message(payload)

@@ -112,9 +112,7 @@ async def _check_response(call: ModelCall, handler: FrameHandler, resp: Response
     if resp.status >= 400:
         raise errors.http_error(call, resp.status, await resp.read(ERROR_BODY_LIMIT))
     if resp.status >= 300:
-        location = resp.headers.get("location", "")
-        body = f"redirect to {location}".encode() if location else await resp.read(ERROR_BODY_LIMIT)
-        raise errors.http_error(call, resp.status, body)
+        raise errors.redirect_error(call, resp.status, resp.headers.get("location", ""))
     ctype = resp.headers.get("content-type", "")
     if ctype.startswith("application/json"):
         # A 200 JSON answer to a stream request: either an error object or a provider that
