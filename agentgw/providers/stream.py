@@ -213,7 +213,7 @@ async def run_stream(
             sse = SSEParser()
             feed = sse.feed
             frame = handler.frame
-            watchdog = _IdleWatchdog(call.idle_timeout_s, resp)
+            watchdog = dog = _IdleWatchdog(call.idle_timeout_s, resp)
             loop_time = loop.time
             response = resp
 
@@ -228,7 +228,7 @@ async def run_stream(
                 # In the connection's data_received: parse, and hand the events on at once.
                 if over.done() or task.cancelling():
                     return  # the run is stopping: nothing more goes out
-                watchdog.last = loop_time()  # type: ignore[union-attr]
+                dog.last = loop_time()
                 try:
                     frames = feed(chunk)
                     if len(frames) == 1 and clog is None:
@@ -249,7 +249,7 @@ async def run_stream(
                             raise failure
                     if handler.done:
                         stop(None)
-                except BaseException as exc:  # a bad frame, or the consumer's own failure
+                except Exception as exc:  # a bad frame, or the consumer's own failure
                     response.close()
                     stop(exc)
 
@@ -261,7 +261,7 @@ async def run_stream(
                             on_batch(batch)
                         if failure is not None:
                             raise failure
-                    except BaseException as err:
+                    except Exception as err:
                         exc = err
                 stop(exc)
 

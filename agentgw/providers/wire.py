@@ -192,7 +192,8 @@ class Response:
             self._deliver(data)
         elif mode != _DONE:
             self._chunked(data)
-        # bytes after the end of a response on a connection we did not ask again are dropped
+        else:
+            self._reusable = False  # bytes after the end of the response: not to be trusted again
 
     def eof(self) -> None:
         if self._mode == _UNTIL_CLOSE:
