@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from agentgw import appkeys
 from agentgw.providers.scripted import Delay, ScriptedProvider, Signal, Text, WaitFor
 from tests.conftest import GatewayFactory
 from tests.gateway import iter_sse, parse_sse
@@ -157,3 +158,19 @@ async def test_queued_run_sends_its_headers_before_it_starts(
     assert rest[-1]["type"] == "run.complete"
     assert queued[0]["type"] == "request.query" and queued[-1]["type"] == "run.complete"
     assert "".join(e["delta"] for e in queued if e["type"] == "content.delta") == "second"
+
+
+async def test_model_calls_reuse_one_provider_connection(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    """Keep-alive through the engine: the stream ends at [DONE], the connection goes back to
+    the pool once the response's last bytes are in, and the next query reuses it."""
+    gw = await make_gateway({"one": ONESHOT})
+    client = gw.app[appkeys.RUNS].providers
+    for i in range(4):
+        provider.enqueue([Text(f"answer {i}", chunks=3)])
+        events = await gw.query({"agentKey": "one", "message": f"q{i}"})
+        assert events[-1]["type"] == "run.complete"
+        await asyncio.sleep(0.05)  # the chunked terminator may trail [DONE]
+    assert len(provider.requests) == 4
+    assert len(client._open) == 1  # one TCP connection served all four calls
