@@ -1,0 +1,141 @@
+"""``python -m bench.profile``: where the gateway's CPU goes in a burst of one-delta queries.
+
+Starts the bench's fake provider and a gateway running under ``cProfile``, sends
+``--bursts`` bursts of ``--streams`` queries at once (each one delta), then has the gateway
+write its profile: ``bench/results/profile-burst.txt`` holds the functions by own time and
+the per-query cumulative time of the phases of a run. cProfile slows Python code more than
+system calls, so read the shares, not the absolute times (``make bench`` has those).
+
+The gateway side is ``python -m bench.profile --serve <agentgw serve arguments>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+from bench.__main__ import RESULTS, ROOT, free_port, spawn, wait_ready, write_workspace
+from bench.client import Target, run_streams
+
+# The phases of a run, each a function whose cumulative time is reported per query.
+PHASES = (
+    "handle_query",
+    "_start_query",
+    "_prepare_memory",
+    "_finish_memory",
+    "run_stream",
+    "post",
+    "on_batch",
+    "emit",
+)
+
+
+def serve(argv: list[str], out: Path) -> None:
+    profile = cProfile.Profile()
+
+    def dump(_signum: int, _frame: object) -> None:
+        profile.disable()
+        profile.dump_stats(str(out))
+        os._exit(0)
+
+    signal.signal(signal.SIGUSR1, dump)
+    sys.argv = ["agentgw", *argv]
+    from agentgw.__main__ import main
+
+    profile.enable()
+    main()
+
+
+def report(stats_path: Path, queries: int) -> str:
+    stats = pstats.Stats(str(stats_path))
+    text = io.StringIO()
+    stats.stream = text  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(40)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    lines = [
+        f"{queries} queries; {total / queries * 1e6:.0f} us of profiled time per query (idle epoll included)",
+        "per query, cumulative time of the phases of a run (cProfile time, inflated for Python code):",
+    ]
+    for (path, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if name in PHASES and "agentgw" in path:
+            lines.append(f"  {name:<18} {ct / queries * 1e6:8.1f} us   {Path(path).name}")
+    return "\n".join(lines) + "\n\n" + text.getvalue()
+
+
+async def run(streams: int, bursts: int) -> str:
+    workspace = Path(tempfile.mkdtemp(prefix="agentgw-profile-"))
+    provider_port, port = free_port(), free_port()
+    write_workspace(workspace, f"http://127.0.0.1:{provider_port}/v1")
+    stats_path = workspace / "gateway.pstats"
+    procs = []
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+        try:
+            procs.append(
+                await spawn(
+                    "provider", ["-m", "bench.fake_provider", "--port", str(provider_port)], ROOT, True
+                )
+            )
+            args = [
+                "-m",
+                "bench.profile",
+                "--stats",
+                str(stats_path),
+                "--serve",
+                "serve",
+                "--port",
+                str(port),
+            ]
+            gateway = await spawn("gateway", [*args, "--host", "127.0.0.1"], workspace, False)
+            procs.append(gateway)
+            base = f"http://127.0.0.1:{port}"
+            await wait_ready(session, base)
+            target = Target("gateway", f"{base}/api/ap/query", gateway.pid, gateway=True)
+            await run_streams(session, target, 4, 50)  # first-request work out of the way
+            for _ in range(bursts):
+                result = await run_streams(session, target, streams, 1)
+                if result.errors:
+                    raise RuntimeError(f"the burst failed: {result.errors}")
+            os.kill(gateway.pid, signal.SIGUSR1)
+            await asyncio.wait_for(gateway.proc.wait(), 30)
+            text = report(stats_path, streams * bursts + 4)
+        finally:
+            for proc in reversed(procs):
+                await proc.stop()
+            shutil.rmtree(workspace, ignore_errors=True)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--bursts", type=int, default=20)
+    parser.add_argument("--out", default=str(RESULTS / "profile-burst.txt"))
+    parser.add_argument("--stats", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        serve(args.serve, Path(args.stats))
+        return 0
+    text = asyncio.run(run(args.streams, args.bursts))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text[:3000])
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
