@@ -138,6 +138,10 @@ async def spawn(name: str, args: list[str], cwd: Path, wait_line: bool) -> Proc:
     return Proc(name, proc)
 
 
+async def start_provider(port: int) -> Proc:
+    return await spawn("provider", ["-m", "bench.fake_provider", "--port", str(port)], ROOT, True)
+
+
 async def wait_ready(session: aiohttp.ClientSession, base: str, limit_s: float = 60) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < limit_s:
@@ -463,11 +467,7 @@ async def run(quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         try:
-            procs.append(
-                await spawn(
-                    "provider", ["-m", "bench.fake_provider", "--port", str(provider_port)], ROOT, True
-                )
-            )
+            procs.append(await start_provider(provider_port))
             relay_args = [
                 "-m",
                 "bench.relay",
@@ -490,7 +490,7 @@ async def run(quick: bool) -> dict[str, Any]:
             for target in (relay, wire, gateway):
                 await warm_up(session, target, quick)
             if quick:
-                results["1x50"] = await compare(session, relay, gateway, 1, 50, 0, 1)
+                results["1x50"] = await compare(session, relay, gateway, 1, 50, 0, 1, wire)
                 results["sequential_ttfd"] = await sequential(session, relay, gateway, 5)
                 results["react_5_tools"] = await react_run(session, gateway, 5)
             else:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import RESULTS, ROOT, free_port, spawn, wait_ready, write_workspace
+from bench.__main__ import RESULTS, free_port, spawn, start_provider, wait_ready, write_workspace
 from bench.client import Target, run_streams
 
 # The phases of a run, each a function whose cumulative time is reported per query.
@@ -82,22 +82,10 @@ async def run(streams: int, bursts: int) -> str:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
         try:
-            procs.append(
-                await spawn(
-                    "provider", ["-m", "bench.fake_provider", "--port", str(provider_port)], ROOT, True
-                )
-            )
-            args = [
-                "-m",
-                "bench.profile",
-                "--stats",
-                str(stats_path),
-                "--serve",
-                "serve",
-                "--port",
-                str(port),
-            ]
-            gateway = await spawn("gateway", [*args, "--host", "127.0.0.1"], workspace, False)
+            procs.append(await start_provider(provider_port))
+            serve_args = ["serve", "--port", str(port), "--host", "127.0.0.1"]
+            args = ["-m", "bench.profile", "--stats", str(stats_path), "--serve", *serve_args]
+            gateway = await spawn("gateway", args, workspace, False)
             procs.append(gateway)
             base = f"http://127.0.0.1:{port}"
             await wait_ready(session, base)

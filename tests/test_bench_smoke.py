@@ -26,7 +26,7 @@ def test_quick_bench_delivers_every_delta(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     run = report["results"]["1x50"]
-    for name in ("relay", "gateway"):
+    for name in ("relay", "relay_wire", "gateway"):
         assert run[name]["delivered_all_rounds"] == run[name]["sent_all_rounds"] == 50
         assert run[name]["merged_all_rounds"] == 0
         assert run[name]["errors_all_rounds"] == []
@@ -36,3 +36,20 @@ def test_quick_bench_delivers_every_delta(tmp_path: Path) -> None:
         assert sequential[name]["errors"] == []
     react = report["results"]["react_5_tools"]
     assert react["terminal"] == "run.complete" and react["errors"] == []
+
+
+def test_profile_writes_where_the_time_goes(tmp_path: Path) -> None:
+    out = tmp_path / "profile.txt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.profile", "--streams", "20", "--bursts", "2", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = out.read_text()
+    assert text.startswith("44 queries;")  # the 4 warm-up queries and 2 bursts of 20
+    for phase in ("_prepare_memory", "run_stream", "handle_query"):
+        assert f"  {phase} " in text
+    assert "Ordered by: internal time" in text

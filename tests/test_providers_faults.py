@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from agentgw.errors import ProviderError
 from agentgw.providers import scripted as s
@@ -300,10 +301,24 @@ async def test_plain_text_error_event(server, client) -> None:
     assert "upstream exploded" in err.message
 
 
+@contextlib.asynccontextmanager
+async def one_route_provider(handler: Any) -> AsyncIterator[str]:
+    """A provider of one hand-written ``POST /v1/chat/completions`` handler; yields its base URL."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        await runner.cleanup()
+
+
 async def test_deltas_before_a_bad_frame_in_the_same_read_still_arrive(client) -> None:
     """A read that brings a good delta and then a broken frame: the delta goes out, then the
     malformed-chunk error (not retriable: a delta was seen)."""
-    from aiohttp import web
 
     async def handler(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -313,40 +328,22 @@ async def test_deltas_before_a_bad_frame_in_the_same_read_still_arrive(client) -
         await asyncio.sleep(0.2)
         return resp
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        events, err = await collect(client, make_call(f"http://127.0.0.1:{port}/v1"))
-    finally:
-        await runner.cleanup()
+    async with one_route_provider(handler) as base_url:
+        events, err = await collect(client, make_call(base_url))
     assert events == [ContentDelta("first")]
     assert err.code == "provider_malformed_chunk" and err.retriable is False
 
 
 async def test_a_redirect_is_reported_not_followed(client) -> None:
     """A moved endpoint: the POST is not replayed elsewhere; the error says where to point."""
-    from aiohttp import web
-
     calls: list[str] = []
 
     async def handler(request: web.Request) -> web.StreamResponse:
         calls.append(request.path)
         raise web.HTTPTemporaryRedirect("https://api.example.invalid/v2/chat/completions")
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        events, err = await collect(client, make_call(f"http://127.0.0.1:{port}/v1"))
-    finally:
-        await runner.cleanup()
+    async with one_route_provider(handler) as base_url:
+        events, err = await collect(client, make_call(base_url))
     assert events == [] and calls == ["/v1/chat/completions"]
     assert err.code == "provider_http_error" and err.retriable is False
     assert "redirected (HTTP 307) to https://api.example.invalid/v2/chat/completions" in err.message
