@@ -405,3 +405,29 @@ async def test_idle_connections_are_closed_after_the_keepalive(
         resp.release()
         assert body == b"data: x\n\n"
         await asyncio.wait_for(closed.wait(), 5)
+
+
+async def test_a_drained_response_with_connection_close_is_not_pooled(client: ProviderClient) -> None:
+    release_rest = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        head = b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head + b"9\r\ndata: 1\n\n\r\n")
+        await writer.drain()
+        await release_rest.wait()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # the socket stays open: only the header says "close"
+
+    async with RawServer(handler) as server:
+        resp = await client.post(server.url(), {}, b"{}", connect_timeout_s=5)
+        first = asyncio.Event()
+        resp.stream(lambda _data: first.set(), lambda exc: None)
+        await asyncio.wait_for(first.wait(), 5)
+        resp.release()
+        release_rest.set()
+        await asyncio.sleep(0.05)
+        _, body, error = await collect(client, server.url())
+        assert error is None and body == b"data: 1\n\n"
+    assert server.connections == 2

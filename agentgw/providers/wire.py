@@ -390,7 +390,7 @@ class Response:
         if self._release_on_end:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
-            self._conn.release(reusable)
+            self._conn.release(self._reusable)
         elif self._on_end is not None:
             self._notify_end()
 
