@@ -156,6 +156,29 @@ async def test_torn_last_line_is_skipped_and_next_append_is_clean(store: ChatSto
     assert len(runs) == 1 and len(runs[0].steps) == 1
 
 
+async def test_append_lines_writes_several_lines_at_once(store: ChatStore) -> None:
+    """A run's last step and its end go in one append; after a torn line, both still land
+    whole, in order, and a plan among them marks the chat as having one."""
+    chat_id = str(uuid.uuid4())
+    await store.create_chat(chat_id, "c", "demo", "Demo")
+    await store.append_line(chat_id, query_line(chat_id, "r1"))
+    with store.chat_path(chat_id).open("ab") as fh:
+        fh.write(b'{"_type":"step","chatI')  # crash mid-write
+    plan = {"planId": "p1", "tasks": [{"taskId": "t1", "description": "d", "status": "init"}]}
+    last = step_line(chat_id, "r1", 1, "answer", plan=plan)
+    end = {**step_line(chat_id, "r1", 2, ""), "messages": [], "_end": {"type": "run.complete"}}
+    await store.append_lines(chat_id, [last, end])
+    lines = await store.read_lines(chat_id)
+    assert [(line["_type"], line.get("_seq")) for line in lines] == [
+        ("query", None),
+        ("step", 1),
+        ("step", 2),
+    ]
+    assert lines[2]["_end"] == {"type": "run.complete"}
+    assert (await store.get_chat(chat_id) or {})["hasPlan"] is True
+    assert await store.latest_plan(chat_id) == plan
+
+
 async def test_concurrent_appends_never_interleave(store: ChatStore) -> None:
     chat_id = str(uuid.uuid4())
     await store.create_chat(chat_id, "c", "demo", "Demo")

@@ -593,7 +593,8 @@ class ChatStore:
         await self.append_lines(chat_id, [obj], create=create)
 
     async def append_lines(self, chat_id: str, objs: list[dict[str, Any]], *, create: bool = False) -> None:
-        """Append lines with one write (a crash leaves at most the last one torn)."""
+        """Append lines with one write (a crash mid-write leaves at most a torn last line, which
+        readers skip)."""
         chat_id = parse_chat_id(chat_id)
         encode = self.codec.encode
         data = b"".join([encode(obj) for obj in objs])
