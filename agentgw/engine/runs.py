@@ -20,13 +20,13 @@ from agentgw.engine.state import RunState
 from agentgw.engine.stream import EventLog
 from agentgw.errors import ProviderError, RequestError, RunAborted
 from agentgw.providers.log import InteractionLog
-from agentgw.providers.wire import ProviderClient
 
 if TYPE_CHECKING:
     import aiohttp
 
     from agentgw.catalog.registry import CatalogSnapshot
     from agentgw.memory.store import ChatStore
+    from agentgw.providers.wire import ProviderClient
     from agentgw.settings import Settings
 
 logger = logging.getLogger("agentgw.runs")
@@ -84,12 +84,11 @@ class RunManager:
         settings: Settings,
         http: aiohttp.ClientSession,
         store: ChatStore | None,
-        providers: ProviderClient | None = None,
+        providers: ProviderClient,
     ) -> None:
         self.settings = settings
-        self.http = http
-        # Model calls go through the gateway's own streaming client (agentgw.providers.wire).
-        self.providers = providers if providers is not None else ProviderClient()
+        self.http = http  # tools' HTTP calls
+        self.providers = providers  # model calls (agentgw.providers.wire)
         self.store = store
         self.runs: dict[str, Run] = {}
         self._chat_runs: dict[str, Run] = {}  # chat id → its active run
