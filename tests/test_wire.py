@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import gzip
 import ipaddress
+import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -431,3 +432,35 @@ async def test_a_drained_response_with_connection_close_is_not_pooled(client: Pr
         _, body, error = await collect(client, server.url())
         assert error is None and body == b"data: 1\n\n"
     assert server.connections == 2
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_chunked_decoding_of_random_chunks_and_splits(seed: int) -> None:
+    """Any chunk sizes (with extensions and a trailer), received in any split: the body is
+    delivered whole and in order, and the response ends once."""
+    rng = random.Random(seed)
+    body = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4000)))
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    pos = 0
+    while pos < len(body):
+        size = rng.randrange(1, 300)
+        piece = body[pos : pos + size]
+        ext = b";name=value" if rng.random() < 0.2 else b""
+        raw += b"%x%b\r\n%b\r\n" % (len(piece), ext, piece)
+        pos += size
+    raw += b"0\r\nX-Trailer: yes\r\n\r\n"
+    client = ProviderClient()
+    conn = wire._Connection(client, ("http", "x", 80), asyncio.get_running_loop())
+    resp = wire.Response(conn)
+    conn.response = resp
+    got: list[bytes] = []
+    ends: list[BaseException | None] = []
+    cuts = sorted(rng.sample(range(1, len(raw)), k=min(len(raw) - 1, rng.randrange(1, 60))))
+    streaming = False
+    for start, end in zip([0, *cuts], [*cuts, len(raw)], strict=True):
+        conn.data_received(raw[start:end])
+        if not streaming and resp.status:
+            resp.stream(got.append, ends.append)
+            streaming = True
+    assert resp.status == 200 and b"".join(got) == body
+    assert ends == [None]
