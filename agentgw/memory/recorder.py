@@ -87,7 +87,6 @@ class RunRecorder:
         "_pending",
         "_plan",
         "_plan_written",
-        "_query_line",
         "_run_start",
         "_sealed",
         "_seq",
@@ -137,7 +136,6 @@ class RunRecorder:
         self._plan_written: dict[str, Any] | None = None
         self._run_start: dict[str, Any] | None = None
         self._end: dict[str, Any] | None = None
-        self._query_line: dict[str, Any] = {}
 
     # ---- engine API -------------------------------------------------------------------
 
@@ -148,11 +146,6 @@ class RunRecorder:
         (the run id, §5) and ``role`` are filled in as the live event has them. ``create``
         (the arguments of :meth:`ChatStore.create_chat` but the id) creates the chat first.
         """
-        self.begin(query)
-        await self._write_start(create)
-
-    def begin(self, query: dict[str, Any]) -> None:
-        """The synchronous half of :meth:`start`: the user message opens the first step."""
         stamp = now_ms()
         query = {**query, "chatId": self.chat_id}
         if not query.get("requestId"):
@@ -160,13 +153,6 @@ class RunRecorder:
         if not query.get("role"):
             query["role"] = "user"
         message = str(query.get("message") or "")
-        self._query_line = {
-            "_type": "query",
-            "chatId": self.chat_id,
-            "runId": self.run_id,
-            "updatedAt": stamp,
-            "query": query,
-        }
         role = query.get("role")
         self._pending.append(
             {
@@ -175,15 +161,18 @@ class RunRecorder:
                 "ts": stamp,
             }
         )
-
-    async def _write_start(self, create: dict[str, Any] | None) -> None:
-        line, self._query_line = self._query_line, {}  # written once; not kept for the run
+        line = {
+            "_type": "query",
+            "chatId": self.chat_id,
+            "runId": self.run_id,
+            "updatedAt": stamp,
+            "query": query,
+        }
         if create is None and not self.store.chat_path(self.chat_id).is_file():
             # The engine names a new chat (and its owner); without that, name it here.
-            message = str(line["query"].get("message") or "")
             create = {
                 "name": chat_name(message),
-                "agent_key": str(line["query"].get("agentKey") or ""),
+                "agent_key": str(query.get("agentKey") or ""),
                 "agent_name": "",
             }
         if create is not None:

@@ -2,8 +2,8 @@
 
 The engine builds a :class:`~agentgw.providers.base.ModelCall` and awaits
 :func:`stream_into`, which hands it the events grouped by the chunk that brought them;
-:func:`stream_batches` gives the same groups as an async iterator and :func:`stream_call`
-the events one by one. Contract of the event sequence:
+:func:`stream_call` gives the same events one by one as an async iterator. Contract of the
+event sequence:
 
 - one event per upstream delta, handed on the moment its frame is parsed (no merging, no
   buffering: SPEC §4.1); empty text deltas are dropped, whitespace-only ones kept;
@@ -56,7 +56,6 @@ __all__ = [
     "ReasoningSignature",
     "ToolCallDelta",
     "Usage",
-    "stream_batches",
     "stream_call",
     "stream_into",
 ]
@@ -82,10 +81,10 @@ def stream_into(
     raise errors.config_error(call, f"unsupported protocol {call.protocol!r}")
 
 
-def stream_batches(
+def stream_call(
     client: ProviderClient, call: ModelCall, *, log: InteractionLog | None = None
-) -> AsyncGenerator[list[ProviderEvent], None]:
-    """:func:`stream_into` as an async iterator: one list per received chunk.
+) -> AsyncGenerator[ProviderEvent, None]:
+    """:func:`stream_into` as an async iterator of single events (tools, tests).
 
     The stream runs in a task of its own; closing the iterator cancels it, which closes the
     provider connection. Raises ``provider_config_error`` at once, as :func:`stream_into`.
@@ -96,35 +95,16 @@ def stream_batches(
 
 async def _drain(
     stream: Coroutine[Any, Any, None], queue: asyncio.Queue[list[ProviderEvent] | None]
-) -> AsyncGenerator[list[ProviderEvent], None]:
+) -> AsyncGenerator[ProviderEvent, None]:
     task = asyncio.ensure_future(stream)
     task.add_done_callback(lambda _task: queue.put_nowait(None))  # after every batch it gave
     try:
         while (batch := await queue.get()) is not None:
-            yield batch
-        task.result()  # the stream's error, after the batches that came before it
+            for event in batch:
+                yield event
+        task.result()  # the stream's error, after the events that came before it
     finally:
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def stream_call(
-    client: ProviderClient, call: ModelCall, *, log: InteractionLog | None = None
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Stream one model call, one event at a time; dispatches on ``call.protocol``.
-
-    Raises :class:`~agentgw.errors.ProviderError` (``provider_config_error``) at once for a
-    call that cannot be made. Closing it closes the provider connection.
-    """
-    return _events(stream_batches(client, call, log=log))
-
-
-async def _events(
-    batches: AsyncGenerator[list[ProviderEvent], None],
-) -> AsyncGenerator[ProviderEvent, None]:
-    async with contextlib.aclosing(batches):
-        async for batch in batches:
-            for event in batch:
-                yield event
