@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from agentgw import appkeys
-from agentgw.providers.scripted import Delay, ScriptedProvider, Signal, Text, WaitFor
+from agentgw.providers.scripted import Delay, Replay, ScriptedProvider, Signal, Text, WaitFor
 from tests.conftest import GatewayFactory
 from tests.gateway import iter_sse, parse_sse
 
@@ -174,3 +174,34 @@ async def test_model_calls_reuse_one_provider_connection(
         await asyncio.sleep(0.05)  # the chunked terminator may trail [DONE]
     assert len(provider.requests) == 4
     assert len(client._open) == 1  # one TCP connection served all four calls
+
+
+def http_chunks(body: bytes) -> list[bytes]:
+    """The HTTP/1.1 chunks of a chunked body, in order (each one send of the gateway)."""
+    out = []
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return out
+        out.append(body[:size])
+        body = body[size + 2 :]
+
+
+async def test_a_big_read_goes_out_in_slices(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    """A provider far ahead of us: 300 deltas arrive in one read. Each still becomes its own
+    event, and they go out in sends of at most 64, so the first is not held for the rest."""
+    gw = await make_gateway({"one": ONESHOT})
+    frames = b"".join(
+        b'data: {"choices":[{"index":0,"delta":{"content":"d%d "}}]}\n\n' % i for i in range(300)
+    )
+    finish = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    provider.enqueue([Replay(frames + finish)])
+    head, body = await raw_query(gw.url("/api/ap/query"), {"agentKey": "one", "message": "hi"}, "1.1")
+    assert head.startswith(b"HTTP/1.1 200")
+    per_send = [chunk.count(b'"type":"content.delta"') for chunk in http_chunks(body)]
+    assert sum(per_send) == 300 and max(per_send) <= 64 and per_send.count(64) >= 4
+    events = parse_sse(dechunk(body))
+    assert_whole_stream(events, "".join(f"d{i} " for i in range(300)))

@@ -28,6 +28,7 @@ from agentgw.providers.sse import SSEFrame, SSEParser
 from agentgw.providers.wire import ProviderClient, Response
 
 ERROR_BODY_LIMIT = 64 * 1024
+SLICE_FRAMES = 64  # the frames of one read handed on (and sent) together, at most
 JSON_BODY_LIMIT = 1024 * 1024
 _VERSIONED = re.compile(r"/v\d+$")
 
@@ -241,12 +242,15 @@ async def run_stream(
                         if batch:
                             state.emitted = True
                             on_batch(batch)
-                    elif frames:
-                        batch, failure = _batch(call, handler, frames, clog)
-                        if batch:
-                            on_batch(batch)
-                        if failure is not None:
-                            raise failure
+                    else:
+                        # A big read (a provider far ahead of us) goes on in slices, so its
+                        # first delta does not wait for the parsing of all the rest.
+                        for start in range(0, len(frames), SLICE_FRAMES):
+                            batch, failure = _batch(call, handler, frames[start : start + SLICE_FRAMES], clog)
+                            if batch:
+                                on_batch(batch)
+                            if failure is not None:
+                                raise failure
                     if handler.done:
                         stop(None)
                 except Exception as exc:  # a bad frame, or the consumer's own failure
