@@ -91,6 +91,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await runs.stop()
+        await store.close()  # after the runs: their waiting writes are done, not dropped
         await catalog.stop()
         await providers.close()
         await http.close()

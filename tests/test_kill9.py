@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from agentgw.memory.store import ChatStore
+from agentgw.memory.store import SOON_S, ChatStore
 from agentgw.providers.scripted import Hang, ScriptedProvider, Signal, Text
 from agentgw.settings import load_settings
 from tests.gateway import make_workspace
@@ -88,6 +88,8 @@ async def test_kill_minus_nine_mid_run(tmp_path: Path, provider: ScriptedProvide
             ) as resp:
                 await resp.content.readuntil(b'"content.delta"')
                 await asyncio.wait_for(gate.wait(), 5)
+                # The run's question is stored within SOON_S of its start (ChatStore.start_run).
+                await asyncio.sleep(SOON_S + 0.2)
                 os.kill(proc.pid, signal.SIGKILL)
                 await proc.wait()
     finally:

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from agentgw import appkeys
+from agentgw.memory import store as store_module
 from agentgw.memory.history import compact_live_events
 from agentgw.providers.scripted import (
     Delay,
@@ -373,6 +374,38 @@ async def test_the_run_is_stored_before_its_terminal_event(
     # The answer's step and the end went out in one write: two lines, in order.
     assert [line["_type"] for line in lines] == ["query", "step", "step"]
     assert [line["_seq"] for line in lines[1:]] == [1, 2]
+
+
+async def test_the_first_delta_goes_out_before_the_question_is_written_and_reads_see_it(
+    make_gateway: GatewayFactory,
+    provider: ScriptedProvider,
+    dirs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run's question waits (ChatStore.start_run) so a burst gets its first deltas before the
+    disk work; a client that reads the chat meanwhile finds the question all the same."""
+    monkeypatch.setattr(store_module, "SOON_S", 30.0)  # a window wide enough to look into
+    gw = await make_gateway({"r": REACT})
+    gate = asyncio.Event()
+    provider.enqueue([Text("first part"), WaitFor(gate), Text(" and the rest")])
+    events: list[dict[str, Any]] = []
+    async with gw.session.post(gw.url("/api/ap/query"), json={"agentKey": "r", "message": "soon"}) as resp:
+        async for event in iter_sse(resp):
+            events.append(event)
+            if event["type"] == "content.delta" and not gate.is_set():
+                chat_id = events[0]["chatId"]
+                path = dirs["chats"] / f"{chat_id}.json"
+                assert not path.exists()  # the delta went out first
+                code, body = await gw.get("/api/ap/chats")
+                assert code == 200 and [c["chatId"] for c in body["data"]] == [chat_id]
+                code, body = await gw.get("/api/ap/chat", chatId=chat_id)
+                assert code == 200 and path.exists()
+                queries = [line for line in path.read_bytes().splitlines() if b'"_type":"query"' in line]
+                assert len(queries) == 1 and orjson.loads(queries[0])["query"]["message"] == "soon"
+                gate.set()
+    assert events[-1]["type"] == "run.complete"
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines() if x]
+    assert [line["_type"] for line in lines] == ["query", "step", "step"]
 
 
 async def test_trim_file_cuts_the_chat_to_its_window_after_each_run(

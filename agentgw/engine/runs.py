@@ -350,8 +350,9 @@ class RunManager:
         state.recorder = recorder
         state.log.add_listener(recorder)
         # The stored query is the request.query payload (agentKey resolved, requestId set).
-        # It is on disk before the model is called: a client that sees a delta of this run
-        # finds its question in the chat even if the process dies right after.
+        # It is written 100 ms later (ChatStore.start_run), or as soon as anything reads this
+        # chat or writes its next line: a burst of queries gets its first deltas before the
+        # disk work, and no reader sees the run without its question.
         await recorder.start({k: v for k, v in query.items() if v is not None}, create=create)
 
     async def _finish_memory(self, state: RunState, kind: str, fields: dict[str, Any]) -> None:

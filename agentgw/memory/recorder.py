@@ -140,7 +140,8 @@ class RunRecorder:
     # ---- engine API -------------------------------------------------------------------
 
     async def start(self, query: dict[str, Any], *, create: dict[str, Any] | None = None) -> None:
-        """Write the run's ``query`` line; the user message opens the run's first step.
+        """Store the run's ``query`` line (soon: see :meth:`ChatStore.start_run`); the user
+        message opens the run's first step.
 
         ``query`` should be the ``request.query`` payload; missing ``chatId``, ``requestId``
         (the run id, §5) and ``role`` are filled in as the live event has them. ``create``
@@ -168,17 +169,15 @@ class RunRecorder:
             "updatedAt": stamp,
             "query": query,
         }
-        if create is None and not self.store.chat_path(self.chat_id).is_file():
+        if create is None and not await self.store.exists(self.chat_id):
             # The engine names a new chat (and its owner); without that, name it here.
             create = {
                 "name": chat_name(message),
                 "agent_key": str(query.get("agentKey") or ""),
                 "agent_name": "",
             }
-        if create is not None:
-            await self.store.create_chat(self.chat_id, **create, first_line=line)
-        else:
-            await self._write([line])
+        # Written soon, before anything else reads or writes the chat (ChatStore.start_run).
+        await self.store.start_run(self.chat_id, line, create)
 
     def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
         """A model turn begins: set the stage, system snapshot and task of what follows."""
