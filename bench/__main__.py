@@ -454,7 +454,16 @@ async def startup(session: aiohttp.ClientSession, provider_url: str, agents: int
 # ---- main ---------------------------------------------------------------------------------------
 
 
-async def run(quick: bool) -> dict[str, Any]:
+# The streaming workloads compared in rounds: name → (streams, deltas per stream, gap µs).
+COMPARED = {
+    "burst_200x1": (200, 1, 0),
+    "1x20000_flat_out": (1, 20000, 0),
+    "200x200_5ms": (200, 200, 5000),
+    "50x400_flat_out": (50, 400, 0),
+}
+
+
+async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     workspace = Path(tempfile.mkdtemp(prefix="agentgw-bench-"))
@@ -489,7 +498,13 @@ async def run(quick: bool) -> dict[str, Any]:
             gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
             for target in (relay, wire, gateway):
                 await warm_up(session, target, quick)
-            if quick:
+            if only:
+                for key in only:
+                    streams, deltas, gap_us = COMPARED[key]
+                    results[key] = await compare(
+                        session, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
+                    )
+            elif quick:
                 results["1x50"] = await compare(session, relay, gateway, 1, 50, 0, 1, wire)
                 results["sequential_ttfd"] = await sequential(session, relay, gateway, 5)
                 results["react_5_tools"] = await react_run(session, gateway, 5)
@@ -499,12 +514,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 # machine is shared, and single rounds move by 5-10 %).
                 # The relay on the gateway's own provider client runs in the same rounds, as
                 # a second reference (the targets are against the aiohttp relay).
-                for key, (streams, deltas, gap_us) in {
-                    "burst_200x1": (200, 1, 0),
-                    "1x20000_flat_out": (1, 20000, 0),
-                    "200x200_5ms": (200, 200, 5000),
-                    "50x400_flat_out": (50, 400, 0),
-                }.items():
+                for key, (streams, deltas, gap_us) in COMPARED.items():
                     results[key] = await compare(
                         session, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
                     )
@@ -660,10 +670,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="a small run (smoke test)")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated streaming workloads to run alone ({', '.join(COMPARED)}); "
+        "give --out too, or latest.json is replaced by the partial result",
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.quick))
+    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    unknown = [k for k in only or [] if k not in COMPARED]
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(COMPARED)}")
+    results = asyncio.run(run(args.quick, only))
+    command = "make bench" if not args.quick else "python -m bench --quick"
     report = {
-        "command": "make bench" if not args.quick else "python -m bench --quick",
+        "command": f"python -m bench --only {args.only}" if only else command,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
             "cpus": os.cpu_count(),
