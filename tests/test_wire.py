@@ -128,6 +128,31 @@ async def test_the_chunks_of_one_read_are_delivered_together(client: ProviderCli
     assert got == [b"data: 1\n\ndata: 2\n\ndata: 3\n\n"]
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_big_body_is_taken_in_reads_of_at_most_the_buffer(scheme: str, tmp_path: Path) -> None:
+    # A provider far ahead of us (here ~1 MB in one write) is read a buffer at a time, so
+    # the loop gets to other connections between the pieces; nothing is lost or reordered.
+    frames = [b'data: {"n":%d,"pad":"%b"}\n\n' % (i, b"x" * 200) for i in range(4000)]
+    body = b"".join(frames)
+    server_ctx, client_ctx = _self_signed(tmp_path) if scheme == "https" else (None, None)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(SSE_HEAD + chunked(body))  # one chunk, one write
+        await writer.drain()
+
+    async with RawServer(handler, ssl_context=server_ctx) as server:
+        async with ProviderClient(ssl_context=client_ctx) as c:
+            resp = await c.post(server.url(scheme=scheme), {}, b"{}", connect_timeout_s=5)
+            got: list[bytes] = []
+            ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+            resp.stream(got.append, ended.set_result)
+            assert await asyncio.wait_for(ended, 5) is None
+    assert b"".join(got) == body
+    assert len(got) >= len(body) // wire.READ_BUFFER
+    assert max(len(piece) for piece in got) <= wire.READ_BUFFER
+
+
 async def test_request_bytes(client: ProviderClient) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)

@@ -29,6 +29,7 @@ from agentgw import __version__
 HEAD_LIMIT = 64 * 1024  # status line and headers
 KEEPALIVE_S = 15.0  # an idle pooled connection is closed after this long
 DRAIN_S = 2.0  # how long a released response may take to finish before its connection closes
+READ_BUFFER = 32 * 1024  # the most one read takes in (see _Connection)
 _USER_AGENT_LINE = f"User-Agent: agentgw/{__version__}\r\n"
 
 OnData = Callable[[bytes], None]
@@ -419,7 +420,12 @@ class Response:
             waiter.set_result(None)
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
+    """One connection. Reads go into the client's shared buffer (``READ_BUFFER`` bytes): a
+    read is handed on before the loop does anything else, so one buffer serves every
+    connection, and no read is bigger than it — a provider far ahead of us is taken in
+    pieces, with the loop's other work (other streams' deltas) between them."""
+
     __slots__ = ("client", "closed", "idle_since", "key", "loop", "response", "transport")
 
     def __init__(
@@ -436,6 +442,12 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.client._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.client._read_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         resp = self.response
@@ -482,6 +494,7 @@ class ProviderClient:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._sweep_handle: asyncio.TimerHandle | None = None
+        self._read_view = memoryview(bytearray(READ_BUFFER))  # see _Connection
         self.closed = False
 
     async def __aenter__(self) -> ProviderClient:
