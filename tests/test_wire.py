@@ -153,6 +153,48 @@ async def test_a_big_body_is_taken_in_reads_of_at_most_the_buffer(scheme: str, t
     assert max(len(piece) for piece in got) <= wire.READ_BUFFER
 
 
+async def test_stream_if_takes_the_body_from_the_read_callback_that_brought_the_head(
+    client: ProviderClient,
+) -> None:
+    # The stream starts in the callback that parsed the head: what came with the head is
+    # handed on before post() returns (no wake-up of the caller's task in between).
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        first = chunked(b"data: 1\n\n")[: -len(b"0\r\n\r\n")]  # no end of body yet
+        writer.write(SSE_HEAD + first)  # head and first frame together
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(chunked(b"data: 2\n\n"))
+
+    got: list[bytes] = []
+    ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    seen: list[int] = []
+
+    def stream_if(resp: wire.Response) -> tuple[wire.OnData, wire.OnEnd] | None:
+        seen.append(resp.status)
+        return got.append, ended.set_result
+
+    async with RawServer(handler) as server:
+        resp = await client.post(server.url(), {}, b"{}", connect_timeout_s=5, stream_if=stream_if)
+        assert seen == [200] and got == [b"data: 1\n\n"]
+        assert await asyncio.wait_for(ended, 5) is None
+        resp.release()
+    assert got == [b"data: 1\n\n", b"data: 2\n\n"]
+
+
+async def test_stream_if_declining_leaves_the_body_to_read(client: ProviderClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        body = b'{"error": {"message": "no"}}'
+        writer.write(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body))
+        await writer.drain()
+
+    async with RawServer(handler) as server:
+        resp = await client.post(server.url(), {}, b"{}", connect_timeout_s=5, stream_if=lambda r: None)
+        assert resp.status == 429
+        assert await resp.read(1000) == b'{"error": {"message": "no"}}'
+
+
 async def test_request_bytes(client: ProviderClient) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)

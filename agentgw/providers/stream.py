@@ -25,7 +25,7 @@ from agentgw.providers.base import Finish, ModelCall, ProviderEvent
 from agentgw.providers.errors import StreamState, map_provider_errors
 from agentgw.providers.log import CallLog, InteractionLog
 from agentgw.providers.sse import SSEFrame, SSEParser
-from agentgw.providers.wire import ProviderClient, Response
+from agentgw.providers.wire import OnData, OnEnd, ProviderClient, Response
 
 ERROR_BODY_LIMIT = 64 * 1024
 SLICE_FRAMES = 64  # the frames of one read handed on (and sent) together, at most
@@ -199,77 +199,90 @@ async def run_stream(
     resp: Response | None = None
     completed = False
     watchdog: _IdleWatchdog | None = None
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    over: asyncio.Future[None] = loop.create_future()
+    sse = SSEParser()
+    feed = sse.feed
+    frame = handler.frame
+    loop_time = loop.time
+
+    def stop(exc: BaseException | None) -> None:
+        if not over.done():
+            if exc is None:
+                over.set_result(None)
+            else:
+                over.set_exception(exc)
+
+    def on_data(chunk: bytes) -> None:
+        # In the connection's data_received: parse, and hand the events on at once.
+        if over.done() or task.cancelling():
+            return  # the run is stopping: nothing more goes out
+        assert watchdog is not None and resp is not None
+        watchdog.last = loop_time()
+        try:
+            frames = feed(chunk)
+            if len(frames) == 1 and clog is None:
+                # The common case, one frame per read, without the general path's calls.
+                event_name, data = frames[0]
+                try:
+                    batch = frame(event_name, data)
+                except _SHAPE_ERRORS as exc:
+                    raise _shape_error(call, data, exc) from exc
+                if batch:
+                    state.emitted = True
+                    on_batch(batch)
+            else:
+                # A big read (a provider far ahead of us) goes on in slices, so its
+                # first delta does not wait for the parsing of all the rest.
+                for start in range(0, len(frames), SLICE_FRAMES):
+                    batch, failure = _batch(call, handler, frames[start : start + SLICE_FRAMES], clog)
+                    if batch:
+                        on_batch(batch)
+                    if failure is not None:
+                        raise failure
+            if handler.done:
+                stop(None)
+        except Exception as exc:  # a bad frame, or the consumer's own failure
+            resp.close()
+            stop(exc)
+
+    def on_end(exc: BaseException | None) -> None:
+        if exc is None and not over.done():
+            try:
+                batch, failure = _batch(call, handler, sse.flush(), clog)
+                if batch:
+                    on_batch(batch)
+                if failure is not None:
+                    raise failure
+            except Exception as err:
+                exc = err
+        stop(exc)
+
+    def stream_if(response: Response) -> tuple[OnData, OnEnd] | None:
+        # The head is in (the read callback): a stream goes on from here, the events of the
+        # bytes that came with the head included, before this task even resumes. Anything
+        # else is for _check_response to read and report.
+        nonlocal resp, watchdog
+        if response.status >= 300 or response.headers.get("content-type", "").startswith("application/json"):
+            return None
+        resp, watchdog = response, _IdleWatchdog(call.idle_timeout_s, response)
+        return on_data, on_end
+
     try:
         with map_provider_errors(call, state):
             async with asyncio.timeout(call.idle_timeout_s):  # until the response headers
                 payload = orjson.dumps(body)
                 del body  # sent: the request is not held for the length of the stream
-                resp = await client.post(url, headers, payload, connect_timeout_s=call.connect_timeout_s)
+                resp = await client.post(
+                    url, headers, payload, connect_timeout_s=call.connect_timeout_s, stream_if=stream_if
+                )
                 del payload, headers
-                await _check_response(call, handler, resp)
-            loop = asyncio.get_running_loop()
-            task = asyncio.current_task()
-            assert task is not None
-            over: asyncio.Future[None] = loop.create_future()
-            sse = SSEParser()
-            feed = sse.feed
-            frame = handler.frame
-            watchdog = dog = _IdleWatchdog(call.idle_timeout_s, resp)
-            loop_time = loop.time
-            response = resp
-
-            def stop(exc: BaseException | None) -> None:
-                if not over.done():
-                    if exc is None:
-                        over.set_result(None)
-                    else:
-                        over.set_exception(exc)
-
-            def on_data(chunk: bytes) -> None:
-                # In the connection's data_received: parse, and hand the events on at once.
-                if over.done() or task.cancelling():
-                    return  # the run is stopping: nothing more goes out
-                dog.last = loop_time()
-                try:
-                    frames = feed(chunk)
-                    if len(frames) == 1 and clog is None:
-                        # The common case, one frame per read, without the general path's calls.
-                        event_name, data = frames[0]
-                        try:
-                            batch = frame(event_name, data)
-                        except _SHAPE_ERRORS as exc:
-                            raise _shape_error(call, data, exc) from exc
-                        if batch:
-                            state.emitted = True
-                            on_batch(batch)
-                    else:
-                        # A big read (a provider far ahead of us) goes on in slices, so its
-                        # first delta does not wait for the parsing of all the rest.
-                        for start in range(0, len(frames), SLICE_FRAMES):
-                            batch, failure = _batch(call, handler, frames[start : start + SLICE_FRAMES], clog)
-                            if batch:
-                                on_batch(batch)
-                            if failure is not None:
-                                raise failure
-                    if handler.done:
-                        stop(None)
-                except Exception as exc:  # a bad frame, or the consumer's own failure
-                    response.close()
-                    stop(exc)
-
-            def on_end(exc: BaseException | None) -> None:
-                if exc is None and not over.done():
-                    try:
-                        batch, failure = _batch(call, handler, sse.flush(), clog)
-                        if batch:
-                            on_batch(batch)
-                        if failure is not None:
-                            raise failure
-                    except Exception as err:
-                        exc = err
-                stop(exc)
-
-            resp.stream(on_data, on_end)
+                if watchdog is None:  # not streamed: an error answer, a JSON reply
+                    await _check_response(call, handler, resp)
+                    watchdog = _IdleWatchdog(call.idle_timeout_s, resp)
+                    resp.stream(on_data, on_end)
             await over
             batch = handler.end()
             if clog is not None:

@@ -34,6 +34,9 @@ _USER_AGENT_LINE = f"User-Agent: agentgw/{__version__}\r\n"
 
 OnData = Callable[[bytes], None]
 OnEnd = Callable[[BaseException | None], None]
+# Called with the response as soon as its head is in: the callbacks to stream its body to
+# from there on (see Response.stream), or None to leave it to the caller of post().
+StreamIf = Callable[["Response"], "tuple[OnData, OnEnd] | None"]
 
 
 class WireError(Exception):
@@ -75,6 +78,7 @@ class Response:
         "_conn",
         "_decoder",
         "_drain_timer",
+        "_early",
         "_error",
         "_head",
         "_head_done",
@@ -111,6 +115,7 @@ class Response:
         self._keep_alive = False
         self._release_on_end = False
         self._drain_timer: asyncio.TimerHandle | None = None
+        self._early: StreamIf | None = None
         self.got_bytes = False
         self.status = 0
         self.reason = ""
@@ -235,6 +240,11 @@ class Response:
         self._head = b""
         if not self._head_done.done():
             self._head_done.set_result(None)
+        early, self._early = self._early, None
+        if early is not None:
+            picked = early(self)
+            if picked is not None:
+                self._on_data, self._on_end = picked
         return head
 
     def _apply_head(self, raw: bytes) -> bool:
@@ -514,9 +524,20 @@ class ProviderClient:
         await asyncio.sleep(0)  # let the transports finish closing
 
     async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout_s: float
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        connect_timeout_s: float,
+        stream_if: StreamIf | None = None,
     ) -> Response:
-        """Send the request; return once the response's status and headers are in."""
+        """Send the request; return once the response's status and headers are in.
+
+        ``stream_if`` is called from the connection's read callback the moment the head is
+        in; the callbacks it returns get the body from that same callback on, as with
+        :meth:`Response.stream`, without waiting for the caller's task to resume.
+        """
         if self.closed:
             raise WireError("the provider client is closed")
         key, start = _origin(url)
@@ -526,6 +547,7 @@ class ProviderClient:
             if conn is None:
                 conn = await self._connect(key, connect_timeout_s)
             resp = Response(conn)
+            resp._early = stream_if
             conn.response = resp
             assert conn.transport is not None
             conn.transport.write(request)
