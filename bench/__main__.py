@@ -463,6 +463,9 @@ COMPARED = {
 }
 
 
+SEQUENTIAL = "sequential_ttfd"  # 300 one-delta queries one at a time
+
+
 async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -499,7 +502,9 @@ async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
             for target in (relay, wire, gateway):
                 await warm_up(session, target, quick)
             if only:
-                for key in only:
+                if SEQUENTIAL in only:
+                    results[SEQUENTIAL] = await sequential(session, relay, gateway, 300)
+                for key in [k for k in only if k != SEQUENTIAL]:
                     streams, deltas, gap_us = COMPARED[key]
                     results[key] = await compare(
                         session, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
@@ -509,7 +514,7 @@ async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
                 results["sequential_ttfd"] = await sequential(session, relay, gateway, 5)
                 results["react_5_tools"] = await react_run(session, gateway, 5)
             else:
-                results["sequential_ttfd"] = await sequential(session, relay, gateway, 300)
+                results[SEQUENTIAL] = await sequential(session, relay, gateway, 300)
                 # Five rounds each, alternating: the median round is what is reported (the
                 # machine is shared, and single rounds move by 5-10 %).
                 # The relay on the gateway's own provider client runs in the same rounds, as
@@ -672,14 +677,15 @@ def main() -> int:
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     parser.add_argument(
         "--only",
-        help=f"comma-separated streaming workloads to run alone ({', '.join(COMPARED)}); "
+        help=f"comma-separated streaming workloads to run alone ({', '.join([SEQUENTIAL, *COMPARED])}); "
         "give --out too, or latest.json is replaced by the partial result",
     )
     args = parser.parse_args()
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
-    unknown = [k for k in only or [] if k not in COMPARED]
+    unknown = [k for k in only or [] if k not in COMPARED and k != SEQUENTIAL]
     if unknown:
-        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(COMPARED)}")
+        choices = ", ".join([SEQUENTIAL, *COMPARED])
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {choices}")
     results = asyncio.run(run(args.quick, only))
     command = "make bench" if not args.quick else "python -m bench --quick"
     report = {
