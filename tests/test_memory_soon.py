@@ -16,7 +16,6 @@ import pytest
 
 from agentgw.memory import store as store_module
 from agentgw.memory.store import INDEX_NAME, ChatStore
-from agentgw.settings import load_settings
 from agentgw.usage import UsageTotals
 from tests.test_memory_store import make_settings, query_line, step_line
 
@@ -129,11 +128,7 @@ async def test_a_failed_start_write_is_logged_not_raised(
 
 
 async def test_without_inline_writes_the_start_is_written_at_once(tmp_path: Path) -> None:
-    settings = load_settings(
-        files=(),
-        environ={},
-        overrides={"memory.chat.dir": str(tmp_path), "memory.chat.inline-writes": False},
-    )
+    settings = make_settings(tmp_path, **{"memory.chat.inline-writes": False})
     store = ChatStore(settings)
     chat_id = str(uuid.uuid4())
     await store.start_run(chat_id, query_line(chat_id, "r1", "now"), CREATE)

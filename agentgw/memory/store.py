@@ -543,7 +543,7 @@ class ChatStore:
             return
         write: Callable[[], object]
         if create is not None:
-            write, _size = self._create_op(chat_id, first_line=line, **create)
+            write, _size = self._create_op(chat_id, create, line)
         else:
             write = functools.partial(self._append_sync, chat_id, self.codec.encode(line), True, False)
         self._settle(chat_id)
@@ -593,23 +593,19 @@ class ChatStore:
         file, or appended when the chat already existed.
         """
         chat_id = parse_chat_id(chat_id)
-        create, size = self._create_op(chat_id, name, agent_key, agent_name, owner, first_line=first_line)
+        chat = {"name": name, "agent_key": agent_key, "agent_name": agent_name, "owner": owner}
+        create, size = self._create_op(chat_id, chat, first_line)
         async with self.lock(chat_id):
             self._settle(chat_id, holder=True)
             return await self._io(create, size=size)
 
     def _create_op(
-        self,
-        chat_id: str,
-        name: str,
-        agent_key: str,
-        agent_name: str,
-        owner: str | None = None,
-        *,
-        first_line: dict[str, Any] | None = None,
+        self, chat_id: str, chat: dict[str, Any], first_line: dict[str, Any] | None
     ) -> tuple[Callable[[], dict[str, Any]], int]:
-        """:meth:`create_chat` as a function to call now or later (its record is stamped now),
-        and the bytes it writes to the chat file."""
+        """:meth:`create_chat` (``chat``: its other arguments by name) as a function to call
+        now or later (its record is stamped now), and the bytes it writes to the chat file."""
+        name, agent_key, agent_name = chat["name"], chat["agent_key"], chat["agent_name"]
+        owner = chat.get("owner")
         path = self._file(chat_id)
         data = self.codec.encode(first_line) if first_line is not None else b""
         now = now_ms()
