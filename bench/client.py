@@ -103,9 +103,15 @@ def _scan(frame: bytes, gateway: bool, stats: StreamStats, now_ns: int, started_
 
 
 async def one_stream(
-    session: aiohttp.ClientSession, target: Target, control: str, agent: str = "bench", timeout_s: float = 120
+    session: aiohttp.ClientSession,
+    target: Target,
+    control: str,
+    agent: str = "bench",
+    timeout_s: float = 120,
+    stats: StreamStats | None = None,
 ) -> StreamStats:
-    stats = StreamStats()
+    """One stream through ``target``; ``stats`` (filled as the stream goes) may be given."""
+    stats = stats if stats is not None else StreamStats()
     started = time.time_ns()
     try:
         async with asyncio.timeout(timeout_s):

@@ -53,3 +53,21 @@ def test_profile_writes_where_the_time_goes(tmp_path: Path) -> None:
     for phase in ("_prepare_memory", "run_stream", "handle_query"):
         assert f"  {phase} " in text
     assert "Ordered by: internal time" in text
+
+
+def test_burst_cpu_reports_each_process(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.burst_cpu", "--quick", "--streams", "10", "--rounds", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["relay", "relay", "gateway", "gateway"]
+    for line, target in zip(lines[::2], ("relay", "gateway"), strict=True):
+        for name in ("provider", "client", target):
+            assert f"| {name} ran " in line, line
+    for line in lines[1::2]:
+        assert float(line.split()[-2]) > 0, line  # "CPU per request up to its first delta N us"
