@@ -154,22 +154,30 @@ class _IdleWatchdog:
 
     __slots__ = ("handle", "idle_s", "last", "loop", "resp")
 
-    def __init__(self, idle_s: float, resp: Response) -> None:
+    def __init__(self, idle_s: float) -> None:
         self.loop = asyncio.get_running_loop()
         self.idle_s = idle_s
+        self.resp: Response | None = None
+        self.last = 0.0
+        self.handle: asyncio.TimerHandle | None = None
+
+    def start(self, resp: Response) -> None:
+        """Watch ``resp`` from now on (its head is in)."""
         self.resp = resp
         self.last = self.loop.time()
-        self.handle = self.loop.call_at(self.last + idle_s, self._check)
+        self.handle = self.loop.call_at(self.last + self.idle_s, self._check)
 
     def _check(self) -> None:
         due = self.last + self.idle_s
         if self.loop.time() < due:
             self.handle = self.loop.call_at(due, self._check)
             return
-        self.resp.fail(TimeoutError(f"no data for {self.idle_s:g}s"))
+        if self.resp is not None:
+            self.resp.fail(TimeoutError(f"no data for {self.idle_s:g}s"))
 
     def cancel(self) -> None:
-        self.handle.cancel()
+        if self.handle is not None:
+            self.handle.cancel()
 
 
 OnBatch = Callable[[list[ProviderEvent]], None]
@@ -198,7 +206,7 @@ async def run_stream(
     clog = log.open(call, url, headers, body) if log is not None else None
     resp: Response | None = None
     completed = False
-    watchdog: _IdleWatchdog | None = None
+    watchdog = _IdleWatchdog(call.idle_timeout_s)  # started when the head is in
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -219,7 +227,6 @@ async def run_stream(
         # In the connection's data_received: parse, and hand the events on at once.
         if over.done() or task.cancelling():
             return  # the run is stopping: nothing more goes out
-        assert watchdog is not None and resp is not None
         watchdog.last = loop_time()
         try:
             frames = feed(chunk)
@@ -245,7 +252,8 @@ async def run_stream(
             if handler.done:
                 stop(None)
         except Exception as exc:  # a bad frame, or the consumer's own failure
-            resp.close()
+            if resp is not None:
+                resp.close()
             stop(exc)
 
     def on_end(exc: BaseException | None) -> None:
@@ -264,10 +272,11 @@ async def run_stream(
         # The head is in (the read callback): a stream goes on from here, the events of the
         # bytes that came with the head included, before this task even resumes. Anything
         # else is for _check_response to read and report.
-        nonlocal resp, watchdog
+        nonlocal resp
         if response.status >= 300 or response.headers.get("content-type", "").startswith("application/json"):
             return None
-        resp, watchdog = response, _IdleWatchdog(call.idle_timeout_s, response)
+        resp = response
+        watchdog.start(response)
         return on_data, on_end
 
     try:
@@ -279,9 +288,9 @@ async def run_stream(
                     url, headers, payload, connect_timeout_s=call.connect_timeout_s, stream_if=stream_if
                 )
                 del payload, headers
-                if watchdog is None:  # not streamed: an error answer, a JSON reply
+                if watchdog.resp is None:  # not streamed: an error answer, a JSON reply
                     await _check_response(call, handler, resp)
-                    watchdog = _IdleWatchdog(call.idle_timeout_s, resp)
+                    watchdog.start(resp)
                     resp.stream(on_data, on_end)
             await over
             batch = handler.end()
@@ -299,8 +308,7 @@ async def run_stream(
             clog.closed(type(exc).__name__)
         raise
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
+        watchdog.cancel()
         if resp is not None:
             if completed:
                 resp.release()
