@@ -18,15 +18,12 @@ import argparse
 import asyncio
 import glob
 import os
-import shutil
 import statistics
-import tempfile
-from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import ROOT, free_port, spawn, start_gateway, start_provider, warm_up, write_workspace
 from bench.client import StreamStats, Target, cpu_seconds, one_stream
+from bench.stack import Stack
 
 
 def schedstat(pid: int) -> tuple[int, int]:
@@ -77,38 +74,19 @@ async def held_burst(session: aiohttp.ClientSession, target: Target, streams: in
 
 
 async def run(streams: int, rounds: int, window_s: float, quick: bool) -> list[str]:
-    workspace = Path(tempfile.mkdtemp(prefix="agentgw-burst-cpu-"))
-    provider_port, relay_port = free_port(), free_port()
-    provider_url = f"http://127.0.0.1:{provider_port}/v1"
-    write_workspace(workspace, provider_url)
-    procs = []
     lines: list[str] = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-        try:
-            procs.append(await start_provider(provider_port))
-            upstream = f"{provider_url}/chat/completions"
-            relay_args = ["-m", "bench.relay", "--port", str(relay_port), "--upstream", upstream]
-            procs.append(await spawn("relay", relay_args, ROOT, True))
-            gw_proc, gw_base, _ = await start_gateway(session, workspace)
-            procs.append(gw_proc)
-            relay = Target("relay", f"http://127.0.0.1:{relay_port}/relay", procs[1].pid, gateway=False)
-            gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
-            for target in (relay, gateway):
-                await warm_up(session, target, quick)
+        async with Stack(session, ("relay", "gateway"), quick=quick) as stack:
             pause = 0.1 if quick else 0.5  # the gateway's delayed question writes go first
             await asyncio.sleep(pause)
             for _ in range(rounds):
-                for target in (relay, gateway):
-                    pids = {"provider": procs[0].pid, "client": os.getpid(), target.name: target.pid}
+                for target in stack.targets.values():
+                    pids = {"provider": stack.provider.pid, "client": os.getpid(), target.name: target.pid}
                     lines.append(await one_burst(session, target, pids, streams, window_s))
                     await asyncio.sleep(pause)
                     lines.append(await held_burst(session, target, streams, 0.3 if quick else 2.0))
                     await asyncio.sleep(pause)
-        finally:
-            for proc in reversed(procs):
-                await proc.stop()
-            shutil.rmtree(workspace, ignore_errors=True)
     return lines
 
 

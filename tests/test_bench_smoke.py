@@ -71,3 +71,41 @@ def test_burst_cpu_reports_each_process(tmp_path: Path) -> None:
             assert f"| {name} ran " in line, line
     for line in lines[1::2]:
         assert float(line.split()[-2]) > 0, line  # "CPU per request up to its first delta N us"
+
+
+def test_loop_profile_splits_a_request_by_callback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.loop_profile", "--quick", "--streams", "10", "--bursts", "1", "--top", "4"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    blocks = proc.stdout.strip().split("\n\n")
+    assert [block.split(":")[0] for block in blocks] == ["relay", "gateway"]
+    for block in blocks:
+        head, *rows = block.splitlines()
+        assert "(10 requests)" in head and "callbacks per request" in head, head
+        assert 1 <= len(rows) <= 4
+        assert all(row.split()[1] == "us" and float(row.split()[0]) >= 0 for row in rows), rows
+    # The gateway's run is a task of its own, next to aiohttp's request handler.
+    assert "task step: RunManager._execute" in blocks[1]
+    assert "task step: RequestHandler._handle_request" in blocks[1]
+
+
+def test_burst_scale_reports_each_size() -> None:
+    args = ["--quick", "--sizes", "3,6", "--rounds", "1", "--deltas", "3"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.burst_scale", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [int(line.split()[0]) for line in lines] == [3, 6]
+    for line in lines:
+        for name in ("relay", "relay_wire", "gateway", "gateway - relay"):
+            assert f"{name} " in line, line
