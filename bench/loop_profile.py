@@ -1,7 +1,7 @@
 """``python -m bench.loop_profile``: a request's CPU up to its first delta, callback by callback.
 
 Every piece of work an asyncio program does runs as one event-loop callback: a task step,
-a socket's read callback, a ``call_soon``. This tool runs the relay and the gateway with
+a socket's read callback, a ``call_soon``. This tool runs the relay and the gateway (``--targets``) with
 each callback timed (``time.thread_time_ns`` around ``Handle._run``) and sends them bursts
 of ``--streams`` streams whose provider holds every stream after its first delta, so a
 burst's window (from its first request to its last first delta) holds exactly the work a
@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 
 from bench.client import StreamStats, Target, one_stream
-from bench.stack import Stack
+from bench.stack import NAMES, Stack
 
 
 def _category(handle: asyncio.Handle) -> str:
@@ -154,7 +154,7 @@ def report(name: str, result: dict[str, Any], top: int) -> str:
     return "\n".join(lines)
 
 
-async def run(streams: int, bursts: int, top: int, quick: bool) -> str:
+async def run(names: list[str], streams: int, bursts: int, top: int, quick: bool) -> str:
     stats_dir = Path(tempfile.mkdtemp(prefix="agentgw-loop-profile-"))
 
     def launch(name: str, args: list[str]) -> list[str]:
@@ -164,7 +164,7 @@ async def run(streams: int, bursts: int, top: int, quick: bool) -> str:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-            async with Stack(session, ("relay", "gateway"), quick=quick, launch=launch) as stack:
+            async with Stack(session, names, quick=quick, launch=launch) as stack:
                 for name, target in stack.targets.items():
                     result = await _held_bursts(session, target, stats_dir / f"{name}.json", streams, bursts)
                     out.append(report(name, result, top))
@@ -178,6 +178,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--bursts", type=int, default=8)
     parser.add_argument("--top", type=int, default=14, help="callbacks listed per target")
+    parser.add_argument("--targets", default="relay,gateway", help=f"comma-separated, of {', '.join(NAMES)}")
     parser.add_argument("--quick", action="store_true", help="short warm-up (smoke test)")
     parser.add_argument("--stats", help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -185,7 +186,11 @@ def main() -> int:
     if args.serve is not None:
         serve(Path(args.stats), args.serve)
         return 0
-    print(asyncio.run(run(args.streams, args.bursts, args.top, args.quick)))
+    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in NAMES]
+    if not names or unknown:
+        parser.error(f"--targets takes names of {', '.join(NAMES)}, got {args.targets!r}")
+    print(asyncio.run(run(names, args.streams, args.bursts, args.top, args.quick)))
     return 0
 
 

@@ -74,8 +74,9 @@ def test_burst_cpu_reports_each_process(tmp_path: Path) -> None:
 
 
 def test_loop_profile_splits_a_request_by_callback() -> None:
+    args = ["--quick", "--streams", "10", "--bursts", "1", "--top", "4"]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.loop_profile", "--quick", "--streams", "10", "--bursts", "1", "--top", "4"],
+        [sys.executable, "-m", "bench.loop_profile", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
