@@ -119,3 +119,20 @@ def test_execute_stage_lists_its_tools_with_the_plan_tools_and_hints(snap: Catal
 def test_summary_stage_has_no_tools(snap: CatalogSnapshot) -> None:
     agent = snap.agents["p"]
     assert assemble_system_prompt(agent, agent.stages["summary"], snap) == "Sum up."
+
+
+def test_a_prompt_is_kept_per_snapshot_and_follows_edits(tmp_path: Path, snap: CatalogSnapshot) -> None:
+    agent = snap.agents["r"]
+    stage = agent.stages["react"]
+    first = assemble_system_prompt(agent, stage, snap, ["alpha"])
+    assert assemble_system_prompt(agent, stage, snap, ["alpha"]) is first  # kept, not rebuilt
+    # Another set of skills used is another prompt.
+    assert "Beta body." in assemble_system_prompt(agent, stage, snap, ["alpha", "beta"])
+    assert "Beta body." not in assemble_system_prompt(agent, stage, snap, ["alpha"])
+    # An edited skill is in the next snapshot's prompt; the old snapshot keeps its text.
+    ws = Workspace(tmp_path)
+    ws.skill("alpha", "---\nname: Alpha\ndescription: First skill.\n---\nAlpha, edited.")
+    fresh = ws.load()
+    edited = fresh.agents["r"]
+    assert "Alpha, edited." in assemble_system_prompt(edited, edited.stages["react"], fresh, ["alpha"])
+    assert assemble_system_prompt(agent, stage, snap, ["alpha"]) is first

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from agentgw.catalog.snapshot import CatalogSnapshot
 
 SKILL_SEPARATOR = "---"
+PROMPT_CACHE_LIMIT = 1024  # assembled prompts kept per catalog snapshot
 
 
 def _one_line(text: str) -> str:
@@ -112,8 +113,21 @@ def assemble_system_prompt(
     """The full system prompt of ``stage``; ``disclosed_skills`` are the skills used so far in the run.
 
     Skills are looked up in ``snapshot`` (the run's snapshot), so a run keeps the texts it
-    started with.
+    started with. Everything it reads is immutable, so the result is kept in the snapshot.
     """
+    key = (agent.key, stage.name, tuple(disclosed_skills))
+    cache = snapshot.prompt_cache
+    hit = cache.get(key)
+    if hit is not None and hit[0] is agent and hit[1] is stage:
+        return hit[2]
+    prompt = _assemble(agent, stage, snapshot, disclosed_skills)
+    if len(cache) >= PROMPT_CACHE_LIMIT:
+        cache.clear()  # many skill combinations in one snapshot: start over, never grow unbounded
+    cache[key] = (agent, stage, prompt)
+    return prompt
+
+
+def _assemble(agent: Agent, stage: Stage, snapshot: CatalogSnapshot, disclosed_skills: Sequence[str]) -> str:
     parts = [
         stage.system_prompt.strip("\n"),
         _skill_catalog(agent, snapshot.skills),

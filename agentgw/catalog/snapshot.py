@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from agentgw.catalog.agents import ParsedAgent, ResolveContext, parse_agent, resolve_agent
 from agentgw.catalog.files import content_version, key_problem, parse_document
 from agentgw.catalog.prompts import BUILTIN_PROMPTS
-from agentgw.catalog.types import Agent, AgentStatus, ModelDef, RuntimePrompts, SkillDef, ToolDef, ViewportDef
+from agentgw.catalog.types import (
+    Agent,
+    AgentStatus,
+    ModelDef,
+    RuntimePrompts,
+    SkillDef,
+    Stage,
+    ToolDef,
+    ViewportDef,
+)
 from agentgw.errors import DefinitionError
 
 
@@ -32,6 +41,11 @@ class CatalogSnapshot:
     warnings: tuple[DefinitionError, ...] = ()
     version: int = 0
     context: ResolveContext | None = field(default=None, repr=False)
+    # assemble_system_prompt's results for this snapshot alone (not copied by replace()):
+    # (agent key, stage, skills used) → (agent, stage, prompt).
+    prompt_cache: dict[tuple[str, str, tuple[str, ...]], tuple[Agent, Stage, str]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def default_agent_key(self) -> str | None:
         """The agent used when a query names none: the first by key (SPEC §11.1)."""

@@ -65,12 +65,22 @@ def chat_url(call: ModelCall) -> str:
 
     ``NEWAPI_OPENAI_COMPATIBLE`` appends ``new-api-path`` instead.
     """
-    base, versioned = versioned_base(call.base_url)
-    if call.protocol == "NEWAPI_OPENAI_COMPATIBLE":
-        return base + "/" + call.new_api_path.lstrip("/")
+    return _chat_url(call.base_url, call.protocol, call.new_api_path)
+
+
+@functools.lru_cache(maxsize=256)
+def _chat_url(base_url: str, protocol: str, new_api_path: str) -> str:
+    base, versioned = versioned_base(base_url)
+    if protocol == "NEWAPI_OPENAI_COMPATIBLE":
+        return base + "/" + new_api_path.lstrip("/")
     if base.endswith("/chat/completions"):
         return base
     return base + ("/chat/completions" if versioned else "/v1/chat/completions")
+
+
+@functools.lru_cache(maxsize=256)
+def _host(base_url: str) -> str:
+    return (urlsplit(base_url).hostname or "").lower()
 
 
 def provider_family(call: ModelCall) -> str:
@@ -80,7 +90,7 @@ def provider_family(call: ModelCall) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _family(base_url: str, model_id: str) -> str:
-    host = (urlsplit(base_url).hostname or "").lower()
+    host = _host(base_url)
     model = model_id.lower().rsplit("/", 1)[-1]
     if "dashscope" in host or model.startswith(("qwen", "qwq")):
         return "qwen"
@@ -131,7 +141,7 @@ def build_request(call: ModelCall) -> tuple[str, dict[str, str], dict[str, Any]]
     if call.api_key:
         headers["Authorization"] = f"Bearer {call.api_key}"
     family = provider_family(call)
-    host = (urlsplit(call.base_url).hostname or "").lower()
+    host = _host(call.base_url)
     body: dict[str, Any] = {
         "model": call.model_id,
         "stream": True,
