@@ -432,6 +432,8 @@ async def test_client_disconnect_is_not_a_cancel_and_leaves_no_task(
     events = parse_sse(b"".join(run.log.frames))
     assert events[-1]["type"] == "run.complete"
     assert "".join(e.get("delta", "") for e in events if e["type"] == "content.delta") == "first second"
+    # Kept for resuming, the finished run holds its frames but not its task (nor its coroutine).
+    assert run.task is None and runs.active_tasks() == 0
     # A client going away is normal: no error in the log, no 500 written after the stream.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 

@@ -203,6 +203,7 @@ class RunManager:
                 await self._execute_locked(run)
         finally:
             run.finished_at = time.monotonic()
+            run.task = None  # this task is ending: a finished run keeps its frames, not its task
             state.release()
             if self._chat_runs.get(state.chat_id) is run:
                 del self._chat_runs[state.chat_id]
