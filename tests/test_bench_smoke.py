@@ -14,16 +14,18 @@ from pathlib import Path
 from tests.gateway import REPO
 
 
-def test_quick_bench_delivers_every_delta(tmp_path: Path) -> None:
-    out = tmp_path / "quick.json"
+def bench_tool(module: str, *args: str) -> str:
+    """Run ``python -m <module> <args>`` from the repository; its stdout, once it succeeded."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_quick_bench_delivers_every_delta(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    bench_tool("bench", "--quick", "--out", str(out))
     report = json.loads(out.read_text())
     run = report["results"]["1x50"]
     for name in ("relay", "relay_wire", "gateway"):
@@ -40,14 +42,7 @@ def test_quick_bench_delivers_every_delta(tmp_path: Path) -> None:
 
 def test_profile_writes_where_the_time_goes(tmp_path: Path) -> None:
     out = tmp_path / "profile.txt"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.profile", "--streams", "20", "--bursts", "2", "--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bench_tool("bench.profile", "--streams", "20", "--bursts", "2", "--out", str(out))
     text = out.read_text()
     assert text.startswith("44 queries;")  # the 4 warm-up queries and 2 bursts of 20
     for phase in ("_prepare_memory", "run_stream", "handle_query"):
@@ -56,15 +51,8 @@ def test_profile_writes_where_the_time_goes(tmp_path: Path) -> None:
 
 
 def test_burst_cpu_reports_each_process(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.burst_cpu", "--quick", "--streams", "10", "--rounds", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = proc.stdout.splitlines()
+    stdout = bench_tool("bench.burst_cpu", "--quick", "--streams", "10", "--rounds", "1")
+    lines = stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["relay", "relay", "gateway", "gateway"]
     for line, target in zip(lines[::2], ("relay", "gateway"), strict=True):
         for name in ("provider", "client", target):
@@ -74,16 +62,8 @@ def test_burst_cpu_reports_each_process(tmp_path: Path) -> None:
 
 
 def test_loop_profile_splits_a_request_by_callback() -> None:
-    args = ["--quick", "--streams", "10", "--bursts", "1", "--top", "4"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.loop_profile", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    blocks = proc.stdout.strip().split("\n\n")
+    stdout = bench_tool("bench.loop_profile", "--quick", "--streams", "10", "--bursts", "1", "--top", "4")
+    blocks = stdout.strip().split("\n\n")
     assert [block.split(":")[0] for block in blocks] == ["relay", "gateway"]
     for block in blocks:
         head, *rows = block.splitlines()
@@ -96,16 +76,8 @@ def test_loop_profile_splits_a_request_by_callback() -> None:
 
 
 def test_burst_scale_reports_each_size() -> None:
-    args = ["--quick", "--sizes", "3,6", "--rounds", "1", "--deltas", "3"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.burst_scale", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = proc.stdout.splitlines()
+    stdout = bench_tool("bench.burst_scale", "--quick", "--sizes", "3,6", "--rounds", "1", "--deltas", "3")
+    lines = stdout.splitlines()
     assert [int(line.split()[0]) for line in lines] == [3, 6]
     for line in lines:
         for name in ("relay", "relay_wire", "gateway", "gateway - relay"):
