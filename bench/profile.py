@@ -25,8 +25,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.__main__ import RESULTS, free_port, spawn, start_provider, wait_ready, write_workspace
-from bench.client import Target, run_streams
+from bench.__main__ import RESULTS
+from bench.client import run_streams
+from bench.stack import Stack
 
 # The phases of a run, each a function whose cumulative time is reported per query.
 PHASES = (
@@ -74,35 +75,27 @@ def report(stats_path: Path, queries: int) -> str:
 
 
 async def run(streams: int, bursts: int) -> str:
-    workspace = Path(tempfile.mkdtemp(prefix="agentgw-profile-"))
-    provider_port, port = free_port(), free_port()
-    write_workspace(workspace, f"http://127.0.0.1:{provider_port}/v1")
-    stats_path = workspace / "gateway.pstats"
-    procs = []
+    stats_dir = Path(tempfile.mkdtemp(prefix="agentgw-profile-"))
+    stats_path = stats_dir / "gateway.pstats"
+
+    def launch(_name: str, args: list[str]) -> list[str]:  # args: -m agentgw serve ...
+        return ["-m", "bench.profile", "--stats", str(stats_path), "--serve", *args[2:]]
+
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-        try:
-            procs.append(await start_provider(provider_port))
-            serve_args = ["serve", "--port", str(port), "--host", "127.0.0.1"]
-            args = ["-m", "bench.profile", "--stats", str(stats_path), "--serve", *serve_args]
-            gateway = await spawn("gateway", args, workspace, False)
-            procs.append(gateway)
-            base = f"http://127.0.0.1:{port}"
-            await wait_ready(session, base)
-            target = Target("gateway", f"{base}/api/ap/query", gateway.pid, gateway=True)
-            await run_streams(session, target, 4, 50)  # first-request work out of the way
-            for _ in range(bursts):
-                result = await run_streams(session, target, streams, 1)
-                if result.errors:
-                    raise RuntimeError(f"the burst failed: {result.errors}")
-            os.kill(gateway.pid, signal.SIGUSR1)
-            await asyncio.wait_for(gateway.proc.wait(), 30)
-            text = report(stats_path, streams * bursts + 4)
-        finally:
-            for proc in reversed(procs):
-                await proc.stop()
-            shutil.rmtree(workspace, ignore_errors=True)
-    return text
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+            # quick: only the first-request work is out of the way (4 streams of 50 deltas).
+            async with Stack(session, ("gateway",), quick=True, launch=launch) as stack:
+                target = stack.targets["gateway"]
+                for _ in range(bursts):
+                    result = await run_streams(session, target, streams, 1)
+                    if result.errors:
+                        raise RuntimeError(f"the burst failed: {result.errors}")
+                os.kill(target.pid, signal.SIGUSR1)
+                await asyncio.wait_for(stack.procs[-1].proc.wait(), 30)
+                return report(stats_path, streams * bursts + 4)
+    finally:
+        shutil.rmtree(stats_dir, ignore_errors=True)
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 ``python -m bench`` builds its own (it also measures startup and memory); the tools that
 look closer at one thing (``bench.burst_cpu``, ``bench.burst_scale``, ``bench.loop_profile``)
-share this::
+share this (and ``bench.profile``, its gateway under cProfile)::
 
     async with Stack(session, ("relay", "gateway")) as stack:
         stack.targets["gateway"]  # a Target, its process started and warmed up
