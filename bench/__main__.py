@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from agentgw.providers.wire import ProviderClient
 from bench.client import RunResult, Target, cpu_seconds, one_stream, percentile, rss_mb, run_streams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ async def start_gateway(session: aiohttp.ClientSession, cwd: Path) -> tuple[Proc
 # ---- workloads -------------------------------------------------------------------------------
 
 
-async def warm_up(session: aiohttp.ClientSession, target: Target, quick: bool) -> None:
+async def warm_up(client: ProviderClient, target: Target, quick: bool) -> None:
     """Bring a process to its steady state before anything is measured.
 
     Besides the first-request work (imports, pools), glibc's allocator matters here: until
@@ -177,9 +178,9 @@ async def warm_up(session: aiohttp.ClientSession, target: Target, quick: bool) -
     24 vs 13.5 us per delta at 200 x 200 / 5 ms). A long flat-out stream gets both
     processes past that, so each comparison is between two processes that have settled.
     """
-    await run_streams(session, target, 4, 50)
+    await run_streams(client, target, 4, 50)
     if not quick:
-        await run_streams(session, target, 1, 20000)
+        await run_streams(client, target, 1, 20000)
         if target.gateway:
             # Every query creates a chat file. On this machine's ext4 the first thousands of
             # files in a fresh folder cost 40-160 us each to create, later ones ~11 us
@@ -187,11 +188,11 @@ async def warm_up(session: aiohttp.ClientSession, target: Target, quick: bool) -
             # gateway's chat folder gets its first 8,000 chats before anything is measured:
             # a deployed gateway's folder is past that.
             for _ in range(40):
-                await run_streams(session, target, 200, 1)
+                await run_streams(client, target, 200, 1)
 
 
 async def compare(
-    session: aiohttp.ClientSession,
+    client: ProviderClient,
     relay: Target,
     gateway: Target,
     streams: int,
@@ -211,7 +212,7 @@ async def compare(
     runs: dict[str, list[RunResult]] = {t.name: [] for t in targets}
     for _ in range(rounds):
         for target in targets:
-            runs[target.name].append(await run_streams(session, target, streams, deltas, gap_us))
+            runs[target.name].append(await run_streams(client, target, streams, deltas, gap_us))
     out: dict[str, Any] = {"streams": streams, "deltas": deltas, "gap_us": gap_us}
     for name, results in runs.items():
         ttfds = [r.ttfd_p50_ms for r in results]
@@ -235,9 +236,7 @@ async def compare(
     return out
 
 
-async def sequential(
-    session: aiohttp.ClientSession, relay: Target, gateway: Target, requests: int
-) -> dict[str, Any]:
+async def sequential(client: ProviderClient, relay: Target, gateway: Target, requests: int) -> dict[str, Any]:
     """One request at a time, one delta each: time to first delta and CPU per request.
 
     Nothing queues in front of a request here, so the difference between the two TTFDs is
@@ -250,7 +249,7 @@ async def sequential(
         errors: list[str] = []
         delivered = 0
         for _ in range(requests):
-            stats = await one_stream(session, target, "n=1")
+            stats = await one_stream(client, target, "n=1")
             if stats.error:
                 errors.append(stats.error)
             if stats.ttfd_ms is not None:
@@ -268,12 +267,10 @@ async def sequential(
     return out
 
 
-async def held_open(
-    session: aiohttp.ClientSession, target: Target, streams: int, hold_s: float
-) -> dict[str, Any]:
+async def held_open(client: ProviderClient, target: Target, streams: int, hold_s: float) -> dict[str, Any]:
     control = f"n=2 hold_s={hold_s}"
     tasks = [
-        asyncio.create_task(one_stream(session, target, control, timeout_s=hold_s + 60))
+        asyncio.create_task(one_stream(client, target, control, timeout_s=hold_s + 60))
         for _ in range(streams)
     ]
     await asyncio.sleep(min(hold_s * 0.6, hold_s - 1 if hold_s > 2 else hold_s / 2))
@@ -292,9 +289,9 @@ async def held_open(
     }
 
 
-async def react_run(session: aiohttp.ClientSession, gateway: Target, tools: int) -> dict[str, Any]:
+async def react_run(client: ProviderClient, gateway: Target, tools: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    stats = await one_stream(session, gateway, f"n=20 tools={tools}", agent="bench_react")
+    stats = await one_stream(client, gateway, f"n=20 tools={tools}", agent="bench_react")
     return {
         "tool_calls": tools,
         "wall_ms": round((time.perf_counter() - t0) * 1000, 1),
@@ -477,6 +474,7 @@ async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     results: dict[str, Any] = {}
+    client = ProviderClient()  # the client of the streams (see bench.client.one_stream)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         try:
             procs.append(await start_provider(provider_port))
@@ -500,31 +498,31 @@ async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
             wire = Target("relay_wire", f"http://127.0.0.1:{wire_port}/relay", wire_proc.pid, gateway=False)
             gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
             for target in (relay, wire, gateway):
-                await warm_up(session, target, quick)
+                await warm_up(client, target, quick)
             # The gateway writes a run's question 100 ms after its start: the warm-up's last
             # writes are done before anything is measured.
             await asyncio.sleep(0.5)
             if only:
                 if SEQUENTIAL in only:
-                    results[SEQUENTIAL] = await sequential(session, relay, gateway, 300)
+                    results[SEQUENTIAL] = await sequential(client, relay, gateway, 300)
                 for key in [k for k in only if k != SEQUENTIAL]:
                     streams, deltas, gap_us = COMPARED[key]
                     results[key] = await compare(
-                        session, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
+                        client, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
                     )
             elif quick:
-                results["1x50"] = await compare(session, relay, gateway, 1, 50, 0, 1, wire)
-                results["sequential_ttfd"] = await sequential(session, relay, gateway, 5)
-                results["react_5_tools"] = await react_run(session, gateway, 5)
+                results["1x50"] = await compare(client, relay, gateway, 1, 50, 0, 1, wire)
+                results["sequential_ttfd"] = await sequential(client, relay, gateway, 5)
+                results["react_5_tools"] = await react_run(client, gateway, 5)
             else:
-                results[SEQUENTIAL] = await sequential(session, relay, gateway, 300)
+                results[SEQUENTIAL] = await sequential(client, relay, gateway, 300)
                 # Five rounds each, alternating: the median round is what is reported (the
                 # machine is shared, and single rounds move by 5-10 %).
                 # The relay on the gateway's own provider client runs in the same rounds, as
                 # a second reference (the targets are against the aiohttp relay).
                 for key, (streams, deltas, gap_us) in COMPARED.items():
                     results[key] = await compare(
-                        session, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
+                        client, relay, gateway, streams, deltas, gap_us, ROUNDS, wire
                     )
                 # Fresh processes, warmed by four short streams: the figure is what 1,000 open
                 # streams cost, not what the earlier workloads left in the heap (the
@@ -541,24 +539,25 @@ async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
                 procs[2] = gw_proc
                 gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
                 for target in (relay, gateway):  # first-request work (lazy imports, pools) out of the way
-                    await warm_up(session, target, quick=True)
+                    await warm_up(client, target, quick=True)
                 idle = {"relay": rss_mb(relay.pid)[0], "gateway": rss_mb(gateway.pid)[0]}
                 results["1000_open_10s"] = {
                     "relay": {
-                        **await held_open(session, relay, 1000, 10),
+                        **await held_open(client, relay, 1000, 10),
                         "idle_rss_mb": round(idle["relay"], 1),
                     },
                     "gateway": {
-                        **await held_open(session, gateway, 1000, 10),
+                        **await held_open(client, gateway, 1000, 10),
                         "idle_rss_mb": round(idle["gateway"], 1),
                     },
                 }
-                results["react_5_tools"] = await react_run(session, gateway, 5)
+                results["react_5_tools"] = await react_run(client, gateway, 5)
                 results["context_load"] = await context_load(20, 10000, 7)
                 results["hot_reload"] = await hot_reload(session, gw_base, workspace, 20)
                 results["startup_1000_agents"] = await startup(session, provider_url, 1000)
             _, results["gateway_peak_rss_mb"] = rss_mb(procs[2].pid)
         finally:
+            await client.close()
             for proc in reversed(procs):
                 await proc.stop()
             shutil.rmtree(workspace, ignore_errors=True)

@@ -22,6 +22,7 @@ import statistics
 
 import aiohttp
 
+from agentgw.providers.wire import ProviderClient
 from bench.client import StreamStats, Target, cpu_seconds, one_stream
 from bench.stack import Stack
 
@@ -38,10 +39,10 @@ def schedstat(pid: int) -> tuple[int, int]:
 
 
 async def one_burst(
-    session: aiohttp.ClientSession, target: Target, pids: dict[str, int], streams: int, window_s: float
+    client: ProviderClient, target: Target, pids: dict[str, int], streams: int, window_s: float
 ) -> str:
     before = {name: schedstat(pid) for name, pid in pids.items()}
-    tasks = [asyncio.create_task(one_stream(session, target, "n=200 gap_us=5000")) for _ in range(streams)]
+    tasks = [asyncio.create_task(one_stream(client, target, "n=200 gap_us=5000")) for _ in range(streams)]
     await asyncio.sleep(window_s)
     after = {name: schedstat(pid) for name, pid in pids.items()}
     results = await asyncio.gather(*tasks)
@@ -56,12 +57,12 @@ async def one_burst(
     return f"{target.name:<8} ttfd p50 {ttfd:6.1f} ms | " + " | ".join(parts) + " (ms)"
 
 
-async def held_burst(session: aiohttp.ClientSession, target: Target, streams: int, hold_s: float) -> str:
+async def held_burst(client: ProviderClient, target: Target, streams: int, hold_s: float) -> str:
     """CPU per request until every stream has its first delta (the provider then holds)."""
     stats = [StreamStats() for _ in range(streams)]
     before = cpu_seconds(target.pid)
     control = f"n=2 hold_s={hold_s}"
-    tasks = [asyncio.create_task(one_stream(session, target, control, stats=s)) for s in stats]
+    tasks = [asyncio.create_task(one_stream(client, target, control, stats=s)) for s in stats]
     # The stats are filled by the streams as they read; nothing to wait on but a short poll.
     while any(s.ttfd_ms is None and s.error is None for s in stats):  # noqa: ASYNC110
         await asyncio.sleep(0.002)
@@ -83,9 +84,9 @@ async def run(streams: int, rounds: int, window_s: float, quick: bool) -> list[s
             for _ in range(rounds):
                 for target in stack.targets.values():
                     pids = {"provider": stack.provider.pid, "client": os.getpid(), target.name: target.pid}
-                    lines.append(await one_burst(session, target, pids, streams, window_s))
+                    lines.append(await one_burst(stack.client, target, pids, streams, window_s))
                     await asyncio.sleep(pause)
-                    lines.append(await held_burst(session, target, streams, 0.3 if quick else 2.0))
+                    lines.append(await held_burst(stack.client, target, streams, 0.3 if quick else 2.0))
                     await asyncio.sleep(pause)
     return lines
 

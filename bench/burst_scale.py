@@ -35,7 +35,7 @@ async def run(sizes: list[int], rounds: int, deltas: int, gap_us: int, quick: bo
                     for name, target in stack.targets.items():
                         control = f"n={deltas} gap_us={gap_us}"
                         results = await asyncio.gather(
-                            *[one_stream(session, target, control) for _ in range(size)]
+                            *[one_stream(stack.client, target, control) for _ in range(size)]
                         )
                         errors = [r.error for r in results if r.error]
                         if errors:

@@ -10,10 +10,13 @@ import asyncio
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
+import orjson
+
+from agentgw.providers.wire import ProviderClient, Response
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,6 +73,7 @@ class StreamStats:
     terminal: str | None = None
 
 
+_HEADERS = {"Content-Type": "application/json"}
 _GW_MARK = b'"type":"content.delta"'
 _GW_DELTA = b'"delta":"'
 _RELAY_DELTA = b'"content":"'
@@ -103,34 +107,65 @@ def _scan(frame: bytes, gateway: bool, stats: StreamStats, now_ns: int, started_
 
 
 async def one_stream(
-    session: aiohttp.ClientSession,
+    client: ProviderClient,
     target: Target,
     control: str,
     agent: str = "bench",
     timeout_s: float = 120,
     stats: StreamStats | None = None,
 ) -> StreamStats:
-    """One stream through ``target``; ``stats`` (filled as the stream goes) may be given."""
+    """One stream through ``target``; ``stats`` (filled as the stream goes) may be given.
+
+    The body is read in the connection's read callback (``agentgw.providers.wire``, a plain
+    HTTP/1.1 client): the client shares the two cores with what it measures, so it should
+    cost as little as it can, and the same for every target. aiohttp's client cost ~120 us
+    per stream up to its first delta, as much as the relay itself, and one task wake-up per
+    read: a target whose first delta comes in a later read than its first bytes (the
+    gateway's ``run.start`` goes out before the provider answers) was charged one more.
+    """
     stats = stats if stats is not None else StreamStats()
+    gateway = target.gateway
     started = time.time_ns()
+    ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    tail = b""
+
+    def on_data(chunk: bytes) -> None:
+        nonlocal tail
+        now = time.time_ns()
+        data = tail + chunk if tail else chunk
+        if b"\n\n" not in data:
+            tail = data
+            return
+        *frames, tail = data.split(b"\n\n")
+        for frame in frames:
+            _scan(frame, gateway, stats, now, started)
+
+    def on_end(exc: BaseException | None) -> None:
+        if not ended.done():
+            ended.set_result(exc)
+
+    def stream_if(
+        resp: Response,
+    ) -> tuple[Callable[[bytes], None], Callable[[BaseException | None], None]] | None:
+        return (on_data, on_end) if resp.status == 200 else None
+
     try:
         async with asyncio.timeout(timeout_s):
-            async with session.post(target.url, json=target.body(control, agent)) as resp:
+            body = orjson.dumps(target.body(control, agent))
+            resp = await client.post(target.url, _HEADERS, body, connect_timeout_s=30, stream_if=stream_if)
+            try:
                 if resp.status != 200:
-                    stats.error = f"HTTP {resp.status}: {(await resp.text())[:200]}"
+                    text = (await resp.read(200)).decode(errors="replace")
+                    stats.error = f"HTTP {resp.status}: {text}"
                     return stats
-                buf = b""
-                async for chunk in resp.content.iter_any():
-                    now = time.time_ns()
-                    buf += chunk
-                    if b"\n\n" not in buf:
-                        continue
-                    *frames, buf = buf.split(b"\n\n")
-                    for frame in frames:
-                        _scan(frame, target.gateway, stats, now, started)
+                failure = await ended
+                if failure is not None:
+                    raise failure
+            finally:
+                resp.release()
     except Exception as exc:  # the bench reports errors, it does not stop on them
         stats.error = f"{type(exc).__name__}: {exc}"
-    if target.gateway and stats.error is None and stats.terminal != "run.complete":
+    if gateway and stats.error is None and stats.terminal != "run.complete":
         stats.error = f"stream ended with {stats.terminal}"
     return stats
 
@@ -162,12 +197,12 @@ class RunResult:
 
 
 async def run_streams(
-    session: aiohttp.ClientSession, target: Target, streams: int, deltas: int, gap_us: int = 0
+    client: ProviderClient, target: Target, streams: int, deltas: int, gap_us: int = 0
 ) -> RunResult:
     control = f"n={deltas} gap_us={gap_us}"
     cpu0 = cpu_seconds(target.pid)
     t0 = time.perf_counter()
-    results = await asyncio.gather(*(one_stream(session, target, control) for _ in range(streams)))
+    results = await asyncio.gather(*(one_stream(client, target, control) for _ in range(streams)))
     wall = time.perf_counter() - t0
     cpu = cpu_seconds(target.pid) - cpu0
     delivered = sum(r.deltas for r in results)

@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from agentgw.providers.wire import ProviderClient
 from bench.client import StreamStats, Target, one_stream
 from bench.stack import NAMES, Stack
 
@@ -103,19 +104,19 @@ def _take(path: Path) -> dict[str, Any] | None:
 
 
 async def _held_bursts(
-    session: aiohttp.ClientSession, target: Target, stats_path: Path, streams: int, bursts: int
+    client: ProviderClient, target: Target, stats_path: Path, streams: int, bursts: int
 ) -> dict[str, Any]:
     total = 0
     cpu: collections.Counter[str] = collections.Counter()
     calls: collections.Counter[str] = collections.Counter()
     # As many warm connections as a burst needs, on both sides of the target.
-    await asyncio.gather(*[one_stream(session, target, "n=1") for _ in range(streams)])
+    await asyncio.gather(*[one_stream(client, target, "n=1") for _ in range(streams)])
     for _ in range(bursts):
         await asyncio.sleep(0.3)
         os.kill(target.pid, signal.SIGUSR1)
         await asyncio.sleep(0.05)
         stats = [StreamStats() for _ in range(streams)]
-        tasks = [asyncio.create_task(one_stream(session, target, "n=2 hold_s=0.3", stats=s)) for s in stats]
+        tasks = [asyncio.create_task(one_stream(client, target, "n=2 hold_s=0.3", stats=s)) for s in stats]
         # The stats are filled by the streams as they read; nothing to wait on but a short poll.
         while any(s.ttfd_ms is None and s.error is None for s in stats):  # noqa: ASYNC110
             await asyncio.sleep(0.001)
@@ -166,7 +167,9 @@ async def run(names: list[str], streams: int, bursts: int, top: int, quick: bool
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
             async with Stack(session, names, quick=quick, launch=launch) as stack:
                 for name, target in stack.targets.items():
-                    result = await _held_bursts(session, target, stats_dir / f"{name}.json", streams, bursts)
+                    result = await _held_bursts(
+                        stack.client, target, stats_dir / f"{name}.json", streams, bursts
+                    )
                     out.append(report(name, result, top))
     finally:
         shutil.rmtree(stats_dir, ignore_errors=True)

@@ -88,7 +88,7 @@ async def run(streams: int, bursts: int) -> str:
             async with Stack(session, ("gateway",), quick=True, launch=launch) as stack:
                 target = stack.targets["gateway"]
                 for _ in range(bursts):
-                    result = await run_streams(session, target, streams, 1)
+                    result = await run_streams(stack.client, target, streams, 1)
                     if result.errors:
                         raise RuntimeError(f"the burst failed: {result.errors}")
                 os.kill(target.pid, signal.SIGUSR1)

@@ -6,6 +6,7 @@ share this (and ``bench.profile``, its gateway under cProfile)::
 
     async with Stack(session, ("relay", "gateway")) as stack:
         stack.targets["gateway"]  # a Target, its process started and warmed up
+        await one_stream(stack.client, stack.targets["gateway"], "n=10")  # the streams' client
 
 ``launch`` rewrites how a target's process is started (its ``python`` arguments, e.g.
 ``["-m", "agentgw", "serve", ...]``), for a tool that runs it under a wrapper.
@@ -21,6 +22,7 @@ from types import TracebackType
 
 import aiohttp
 
+from agentgw.providers.wire import ProviderClient
 from bench.__main__ import ROOT, Proc, free_port, spawn, start_provider, wait_ready, warm_up, write_workspace
 from bench.client import Target
 
@@ -40,7 +42,8 @@ class Stack:
         unknown = [n for n in names if n not in NAMES]
         if unknown:
             raise ValueError(f"unknown target {unknown[0]!r}; known: {', '.join(NAMES)}")
-        self.session = session
+        self.session = session  # readiness checks
+        self.client = ProviderClient()  # the streams (bench.client.one_stream)
         self.names = tuple(names)
         self.quick = quick
         self.launch: Launch = launch or (lambda _name, args: args)
@@ -88,9 +91,10 @@ class Stack:
                 url = f"http://127.0.0.1:{port}/relay"
             self.targets[name] = Target(name, url, proc.pid, gateway=name == "gateway")
         for target in self.targets.values():
-            await warm_up(self.session, target, self.quick)
+            await warm_up(self.client, target, self.quick)
 
     async def _stop(self) -> None:
+        await self.client.close()
         for proc in reversed(self.procs):
             await proc.stop()
         self.procs.clear()
