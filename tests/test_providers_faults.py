@@ -347,3 +347,52 @@ async def test_a_redirect_is_reported_not_followed(client) -> None:
     assert events == [] and calls == ["/v1/chat/completions"]
     assert err.code == "provider_http_error" and err.retriable is False
     assert "redirected (HTTP 307) to https://api.example.invalid/v2/chat/completions" in err.message
+
+
+async def test_a_stale_pooled_connection_is_retried_on_a_new_one(client) -> None:
+    """The provider drops an idle keep-alive connection as the next call goes out on it:
+    nothing was answered, so the call goes again on a new connection, unseen by the caller."""
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(
+            b"%x\r\n%b\r\n" % (len(f), f)
+            for f in (
+                b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n',
+                b"data: [DONE]\n\n",
+            )
+        )
+        + b"0\r\n\r\n"
+    )
+    connections = 0
+
+    async def read_request(reader: asyncio.StreamReader) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(v)
+            for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+            if k.lower() == b"content-length"
+        )
+        await reader.readexactly(length)
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+            if first:
+                await read_request(reader)  # the pooled connection's second call: dropped
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    try:
+        base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        for _ in range(2):
+            events = [e async for e in stream_call(client, make_call(base_url))]
+            assert ContentDelta("hi") in events
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connections == 2

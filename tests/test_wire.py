@@ -269,6 +269,83 @@ async def test_a_stale_pooled_connection_is_replaced_transparently(client: Provi
     assert server.connections == 2 and len(server.requests) == 3
 
 
+async def _send(
+    client: ProviderClient, url: str
+) -> tuple[wire.Response, asyncio.Future[tuple[int, bytes, BaseException | None]]]:
+    """send(): the head, the body and the end reach callbacks; the future gets what came."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[tuple[int, bytes, BaseException | None]] = loop.create_future()
+    got: list[bytes] = []
+    status = 0
+
+    def on_end(exc: BaseException | None) -> None:
+        if not outcome.done():
+            outcome.set_result((status, b"".join(got), exc))
+
+    def on_head(resp: wire.Response) -> tuple[wire.OnData, wire.OnEnd]:
+        nonlocal status
+        status = resp.status
+        return got.append, on_end
+
+    resp = await client.send(
+        url, {"Content-Type": "application/json"}, b"{}", connect_timeout_s=5, on_head=on_head, on_fail=on_end
+    )
+    return resp, outcome
+
+
+async def test_send_returns_before_the_answer_and_streams_from_the_read_callback(
+    client: ProviderClient,
+) -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        await release.wait()  # nothing is answered until send() has returned
+        writer.write(SSE_HEAD + chunked(b"data: a\n\n", b"data: b\n\n"))
+        await writer.drain()
+
+    async with RawServer(handler) as server:
+        resp, outcome = await _send(client, server.url())
+        assert resp.status == 0 and not outcome.done()
+        release.set()
+        assert await asyncio.wait_for(outcome, 5) == (200, b"data: a\n\ndata: b\n\n", None)
+        resp.release()
+
+
+async def test_send_on_a_stale_pooled_connection_fails_retriably(client: ProviderClient) -> None:
+    """send() does not retry by itself: it reports the failure, and that it may be retried."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(SSE_HEAD + chunked(b"data: x\n\n"))
+        await writer.drain()
+        await server.read_request(reader)  # the pooled connection's next request: dropped
+
+    async with RawServer(handler) as server:
+        resp, _, _ = await collect(client, server.url())
+        resp.release()
+        stale, outcome = await _send(client, server.url())
+        status, body, error = await asyncio.wait_for(outcome, 5)
+        assert (status, body) == (0, b"")
+        assert isinstance(error, wire.ClosedError) and stale.retriable
+        fresh, outcome = await _send(client, server.url())
+        status, body, error = await asyncio.wait_for(outcome, 5)
+        assert (status, error) == (200, None) and not fresh.retriable
+        fresh.release()
+
+
+async def test_a_streamed_head_without_a_body_ends_the_stream(client: ProviderClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with RawServer(handler) as server:
+        resp, outcome = await _send(client, server.url())
+        assert await asyncio.wait_for(outcome, 5) == (200, b"", None)
+        resp.release()
+
+
 async def test_connection_close_is_not_pooled(client: ProviderClient) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.read_request(reader)

@@ -25,7 +25,7 @@ from agentgw.providers.base import Finish, ModelCall, ProviderEvent
 from agentgw.providers.errors import StreamState, map_provider_errors
 from agentgw.providers.log import CallLog, InteractionLog
 from agentgw.providers.sse import SSEFrame, SSEParser
-from agentgw.providers.wire import OnData, OnEnd, ProviderClient, Response
+from agentgw.providers.wire import ClosedError, OnData, OnEnd, ProviderClient, Response
 
 ERROR_BODY_LIMIT = 64 * 1024
 SLICE_FRAMES = 64  # the frames of one read handed on (and sent) together, at most
@@ -162,7 +162,7 @@ class _IdleWatchdog:
         self.handle: asyncio.TimerHandle | None = None
 
     def start(self, resp: Response) -> None:
-        """Watch ``resp`` from now on (its head is in)."""
+        """Watch ``resp`` from now on (its request is sent: the head is waited for too)."""
         self.resp = resp
         self.last = self.loop.time()
         self.handle = self.loop.call_at(self.last + self.idle_s, self._check)
@@ -206,11 +206,13 @@ async def run_stream(
     clog = log.open(call, url, headers, body) if log is not None else None
     resp: Response | None = None
     completed = False
-    watchdog = _IdleWatchdog(call.idle_timeout_s)  # started when the head is in
+    watchdog = _IdleWatchdog(call.idle_timeout_s)  # from the request on: the head, then every read
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    over: asyncio.Future[None] = loop.create_future()
+    # Set once, from the read callbacks: the stream ended (None), failed (the error), or its
+    # head is in and it is not a stream (_NOT_STREAMED: an error answer, a JSON reply).
+    over: asyncio.Future[object] = loop.create_future()
     sse = SSEParser()
     feed = sse.feed
     frame = handler.frame
@@ -268,31 +270,50 @@ async def run_stream(
                 exc = err
         stop(exc)
 
-    def stream_if(response: Response) -> tuple[OnData, OnEnd] | None:
+    def on_head(response: Response) -> tuple[OnData, OnEnd] | None:
         # The head is in (the read callback): a stream goes on from here, the events of the
-        # bytes that came with the head included, before this task even resumes. Anything
-        # else is for _check_response to read and report.
-        nonlocal resp
+        # bytes that came with the head included, while this task sleeps on. Anything
+        # else wakes it, for _check_response to read and report.
+        watchdog.last = loop_time()
         if response.status >= 300 or response.headers.get("content-type", "").startswith("application/json"):
+            if not over.done():
+                over.set_result(_NOT_STREAMED)
             return None
-        resp = response
-        watchdog.start(response)
         return on_data, on_end
 
     try:
         with map_provider_errors(call, state):
-            async with asyncio.timeout(call.idle_timeout_s):  # until the response headers
-                payload = orjson.dumps(body)
-                del body  # sent: the request is not held for the length of the stream
-                resp = await client.post(
-                    url, headers, payload, connect_timeout_s=call.connect_timeout_s, stream_if=stream_if
+            payload = orjson.dumps(body)
+            del body  # sent: the request is not held for the length of the stream
+            for attempt in (1, 2):
+                resp = await client.send(
+                    url,
+                    headers,
+                    payload,
+                    connect_timeout_s=call.connect_timeout_s,
+                    on_head=on_head,
+                    on_fail=stop,
                 )
-                del payload, headers
-                if watchdog.resp is None:  # not streamed: an error answer, a JSON reply
-                    await _check_response(call, handler, resp)
-                    watchdog.start(resp)
-                    resp.stream(on_data, on_end)
-            await over
+                watchdog.start(resp)  # the head, too, comes within the idle timeout
+                try:
+                    outcome = await over
+                except ClosedError:
+                    # A pooled connection the provider had closed: nothing of this request
+                    # was answered, so it goes once more on a new connection.
+                    if attempt == 1 and resp.retriable:
+                        watchdog.cancel()
+                        resp.close()
+                        over = loop.create_future()
+                        continue
+                    raise
+                break
+            del payload, headers
+            if outcome is _NOT_STREAMED:
+                assert resp is not None
+                await _check_response(call, handler, resp)  # raises: this is no stream
+                over = loop.create_future()
+                resp.stream(on_data, on_end)
+                await over
             batch = handler.end()
             if clog is not None:
                 for event in batch:
@@ -316,6 +337,9 @@ async def run_stream(
                 # Not drained: close the connection rather than pool it, so the provider
                 # sees the client go away and stops generating.
                 resp.close()
+
+
+_NOT_STREAMED = object()
 
 
 def _batch(

@@ -87,9 +87,11 @@ class Response:
         "_mode",
         "_on_data",
         "_on_end",
+        "_on_fail",
         "_release_on_end",
         "_remaining",
         "_reusable",
+        "_reused",
         "_waiter",
         "got_bytes",
         "headers",
@@ -97,10 +99,11 @@ class Response:
         "status",
     )
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: _Connection, *, reused: bool = False, wait_head: bool = True) -> None:
         self._conn = conn
         self._head = b""
-        self._head_done: asyncio.Future[None] = conn.loop.create_future()
+        # What post() waits on; send() does not wait, so it has none (see _on_fail).
+        self._head_done: asyncio.Future[None] | None = conn.loop.create_future() if wait_head else None
         self._mode = _HEAD
         self._remaining = 0
         self._line = b""  # an incomplete chunk-size or trailer line
@@ -116,6 +119,8 @@ class Response:
         self._release_on_end = False
         self._drain_timer: asyncio.TimerHandle | None = None
         self._early: StreamIf | None = None
+        self._on_fail: OnEnd | None = None  # send(): told of a failure before the head is in
+        self._reused = reused  # sent on a pooled connection
         self.got_bytes = False
         self.status = 0
         self.reason = ""
@@ -127,6 +132,12 @@ class Response:
     def done(self) -> bool:
         """The body ended (or failed)."""
         return self._mode == _DONE or self._error is not None
+
+    @property
+    def retriable(self) -> bool:
+        """Nothing came on a pooled connection before it failed: the provider had closed it,
+        nothing of the request was answered, and it may go once more on a new connection."""
+        return self._reused and not self.got_bytes
 
     async def read(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the body (an error answer, a JSON reply)."""
@@ -157,7 +168,7 @@ class Response:
 
     def close(self) -> None:
         """Stop: no more callbacks, and the connection is closed (the provider sees us go)."""
-        self._on_data = self._on_end = None
+        self._on_data = self._on_end = self._on_fail = self._early = None
         if not self.done:
             self._error = ClosedError("response closed by the client")
             self._mode = _DONE
@@ -166,7 +177,7 @@ class Response:
     def release(self) -> None:
         """Done with the response: its connection goes back to the pool once the body has
         ended (at once, or within ``DRAIN_S`` for the last bytes of one cut short)."""
-        self._on_data = self._on_end = None
+        self._on_data = self._on_end = self._on_fail = self._early = None
         if self._error is not None:
             self._conn.close()
         elif self._mode == _DONE:
@@ -238,13 +249,16 @@ class Response:
             if not informational:
                 break
         self._head = b""
-        if not self._head_done.done():
+        self._on_fail = None
+        if self._head_done is not None and not self._head_done.done():
             self._head_done.set_result(None)
         early, self._early = self._early, None
         if early is not None:
             picked = early(self)
             if picked is not None:
                 self._on_data, self._on_end = picked
+                if self._mode == _DONE:  # a head without a body (204, Content-Length: 0)
+                    self._notify_end()
         return head
 
     def _apply_head(self, raw: bytes) -> bool:
@@ -395,7 +409,7 @@ class Response:
                 self._deliver(tail)
         self._mode = _DONE
         self._reusable = reusable and self._keep_alive
-        if not self._head_done.done():
+        if self._head_done is not None and not self._head_done.done():
             self._head_done.set_result(None)
         self._wake()
         if self._release_on_end:
@@ -409,11 +423,11 @@ class Response:
         if self._error is not None:
             return
         self._error = exc
-        if not self._head_done.done():
+        if self._head_done is not None and not self._head_done.done():
             self._head_done.set_exception(exc)
         self._wake()
-        on_end = self._on_end
-        self._on_data = self._on_end = None
+        on_end = self._on_end or self._on_fail
+        self._on_data = self._on_end = self._on_fail = None
         self._conn.close()
         if on_end is not None:
             on_end(exc)
@@ -538,25 +552,20 @@ class ProviderClient:
         in; the callbacks it returns get the body from that same callback on, as with
         :meth:`Response.stream`, without waiting for the caller's task to resume.
         """
-        if self.closed:
-            raise WireError("the provider client is closed")
-        key, start = _origin(url)
-        request = _request_bytes(start, headers, body)
+        key, request = self._request(url, headers, body)
         for attempt in (1, 2):
             conn, reused = self._take(key)
             if conn is None:
                 conn = await self._connect(key, connect_timeout_s)
-            resp = Response(conn)
+            resp = Response(conn, reused=reused)
             resp._early = stream_if
             conn.response = resp
-            assert conn.transport is not None
+            assert conn.transport is not None and resp._head_done is not None
             conn.transport.write(request)
             try:
                 await resp._head_done
             except ClosedError:
-                # A pooled connection the provider had closed: nothing of this request was
-                # answered, so it goes once more on a new connection.
-                if reused and not resp.got_bytes and attempt == 1:
+                if resp.retriable and attempt == 1:
                     continue
                 raise
             except BaseException:
@@ -564,6 +573,44 @@ class ProviderClient:
                 raise
             return resp
         raise AssertionError("unreachable")
+
+    async def send(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        connect_timeout_s: float,
+        on_head: StreamIf,
+        on_fail: OnEnd,
+    ) -> Response:
+        """Send the request and return at once, without waiting for the answer.
+
+        :meth:`post` without its wait (and the caller's task waking) for the head: the
+        head goes to ``on_head`` from the read callback (as ``stream_if`` of :meth:`post`),
+        and a failure before it to ``on_fail(error)``; if then :attr:`Response.retriable`,
+        the request may be sent again. Waits only to connect, when no pooled connection is
+        free. Set an idle timer: nothing here times out waiting for the head.
+        """
+        key, request = self._request(url, headers, body)
+        conn, reused = self._take(key)
+        if conn is None:
+            conn = await self._connect(key, connect_timeout_s)
+        resp = Response(conn, reused=reused, wait_head=False)
+        resp._early = on_head
+        resp._on_fail = on_fail
+        conn.response = resp
+        assert conn.transport is not None
+        conn.transport.write(request)
+        return resp
+
+    def _request(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[tuple[str, str, int], bytes]:
+        if self.closed:
+            raise WireError("the provider client is closed")
+        key, start = _origin(url)
+        return key, _request_bytes(start, headers, body)
 
     def _take(self, key: tuple[str, str, int]) -> tuple[_Connection | None, bool]:
         idle = self._idle.get(key)
