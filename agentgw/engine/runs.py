@@ -54,6 +54,7 @@ class Run:
     cancel_requested: bool = False
     started: bool = False  # the task is past the chat lock and has emitted request.query
     ending: bool = False  # its end is decided: it stores its last lines, then emits it
+    queued: bool = False  # it started behind the chat's previous run (it waits for its lock)
 
     @property
     def log(self) -> EventLog:
@@ -182,7 +183,8 @@ class RunManager:
             chat_name=chat_name,
             interaction_log=self.interaction_log,
         )
-        run = Run(state)
+        lock = self._chat_locks.get(chat_id)
+        run = Run(state, queued=lock is not None and lock.locked())
         self.runs[run_id] = run
         self._chat_runs[chat_id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"agentgw-run-{run_id}")

@@ -136,13 +136,19 @@ def _headers_if_idle(request: web.Request, log: EventLog) -> None:
             request.writer.send_headers()
 
 
-async def write_sse(request: web.Request, log: EventLog, after: int = 0) -> web.StreamResponse:
-    """Prepare the SSE response once, then stream the run's events; heartbeats while idle."""
+async def write_sse(
+    request: web.Request, log: EventLog, after: int = 0, *, opening: bool = False
+) -> web.StreamResponse:
+    """Prepare the SSE response once, then stream the run's events; heartbeats while idle.
+
+    ``opening``: the run's task runs next and emits its first events at once (it does not
+    wait for its chat), and the headers go out with them.
+    """
     resp = _SSEResponse(status=200, headers=SSE_HEADERS)
     await resp.prepare(request)
-    if not log.frames:
-        # The run's first events are emitted when its task first runs, which is before
-        # this callback: it only sends the headers of a run that has nothing to say yet.
+    if not log.frames and not opening:
+        # A run that has nothing to say yet (one waiting for its chat): its headers alone,
+        # once the run's task has had its turn (it might have something after all).
         asyncio.get_running_loop().call_soon(_headers_if_idle, request, log)
     try:
         last = await log.pump(ResponseSink(request, resp), after, HEARTBEAT_S)
@@ -163,7 +169,7 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
     # The setup is its own coroutine, so the request body and what was parsed from it are
     # not held for the length of the stream.
     run = await _start_query(request)
-    return await write_sse(request, run.log)
+    return await write_sse(request, run.log, opening=not run.queued)
 
 
 async def _start_query(request: web.Request) -> Run:
