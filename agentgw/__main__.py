@@ -32,6 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from agentgw.app import build_app
+    from agentgw.gctune import serve_gc
 
     settings = _settings_or_exit()
     if args.port is not None:
@@ -44,35 +45,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"agentgw: {exc}", file=sys.stderr)
         return 2
-    app.on_startup.append(_tune_gc)
+    serve_gc(app)
     web.run_app(app, host=args.host or settings.server.host, port=settings.server.port, print=None)
     return 0
-
-
-async def _tune_gc(app: object) -> None:
-    """Garbage collection for a long-running streaming server (the served process only).
-
-    What startup built (modules, settings, the first catalog) lives as long as the process:
-    ``gc.freeze()`` keeps full collections from scanning it again (one took ~25 ms with
-    it, ~5 ms without). A run allocates hundreds of containers, most freed by reference
-    counting; the young generation is collected every 50,000 net allocations, not 700.
-    A live run holds ~100 containers and nearly all of them survive a collection (they
-    found none to free: ``collected=0`` in every young collection of the bench), so a
-    collection while runs are live only costs time: 1-3.5 ms each at 10,000, two per
-    burst of 200 queries, and a 15 ms middle-generation one every twentieth. At 50,000 a
-    burst's runs end (and are freed) before the count gets there, four bursts in five
-    see no collection, and the CPU before the first delta went from 210-285 to 185-200 us
-    per request (``gc.disable()`` measured 188-199); 200 x 200 first delta p50 ~5 ms
-    sooner. Cyclic garbage waits longer for its collection: at most the 50,000 objects.
-    Measured before: 10,000 instead of 700 took 200 x 200 streams 20.4 -> 19.5 us CPU per
-    delta, 200 requests at once 601 -> 548 us per request. If the first catalog is
-    replaced and held reference cycles, they are not collected: one catalog's worth, once.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -96,6 +96,7 @@ class RunManager:
         self._chat_locks: dict[str, asyncio.Lock] = {}
         self._cancelled_early: dict[str, float] = {}  # cancels that arrived before their run
         self._reaper: asyncio.Task[None] | None = None
+        self.live = 0  # runs whose task has not ended
         self.interaction_log = InteractionLog.from_settings(settings)
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -188,6 +189,7 @@ class RunManager:
         self.runs[run_id] = run
         self._chat_runs[chat_id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"agentgw-run-{run_id}")
+        self.live += 1
         return run
 
     def _chat_lock(self, chat_id: str) -> asyncio.Lock:
@@ -204,6 +206,7 @@ class RunManager:
             async with lock:
                 await self._execute_locked(run)
         finally:
+            self.live -= 1
             run.finished_at = time.monotonic()
             run.task = None  # this task is ending: a finished run keeps its frames, not its task
             state.release()

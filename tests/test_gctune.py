@@ -1,0 +1,109 @@
+"""The served process collects garbage at quiet moments (agentgw.gctune.IdleCollector).
+
+Automatic collection is off in these tests, so what is collected is the collector's doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from agentgw.gctune import IdleCollector
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def cycle() -> weakref.ref[Node]:
+    """Cyclic garbage only a collection frees: two nodes pointing at each other."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+@pytest.fixture
+def no_automatic_gc() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def test_garbage_is_collected_when_nothing_is_busy(no_automatic_gc: None) -> None:
+    collector = IdleCollector(lambda: False, period_s=0.01, min_count=1)
+    garbage = cycle()
+    collector.start()
+    try:
+        for _ in range(100):
+            if garbage() is None:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        collector.stop()
+    assert garbage() is None and collector.collections >= 1
+
+
+async def test_nothing_is_collected_while_busy(no_automatic_gc: None) -> None:
+    busy = True
+    collector = IdleCollector(lambda: busy, period_s=0.01, min_count=1)
+    garbage = cycle()
+    collector.start()
+    try:
+        await asyncio.sleep(0.1)
+        assert garbage() is not None and collector.collections == 0
+        busy = False
+        for _ in range(100):
+            if garbage() is None:
+                break
+            await asyncio.sleep(0.01)
+        assert garbage() is None
+    finally:
+        collector.stop()
+
+
+async def test_few_new_objects_are_not_worth_a_collection(no_automatic_gc: None) -> None:
+    collector = IdleCollector(lambda: False, period_s=0.01, min_count=10_000_000)
+    garbage = cycle()
+    collector.start()
+    try:
+        await asyncio.sleep(0.1)
+    finally:
+        collector.stop()
+    assert garbage() is not None and collector.collections == 0
+    gc.collect()
+
+
+async def test_the_generation_is_the_one_the_interpreter_would_pick(no_automatic_gc: None) -> None:
+    """Once the young generation was collected as often as the middle one's threshold
+    says, the middle one is collected, as an automatic collection would do."""
+    seen: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    before = gc.get_threshold()
+    gc.set_threshold(before[0], 3, 1000)
+    gc.callbacks.append(record)
+    collector = IdleCollector(lambda: False, period_s=0.005, min_count=1)
+    collector.start()
+    try:
+        for _ in range(400):
+            keep = [cycle() for _ in range(5)]  # something new to collect on every tick
+            if 1 in seen:
+                break
+            await asyncio.sleep(0.005)
+        del keep
+    finally:
+        collector.stop()
+        gc.callbacks.remove(record)
+        gc.set_threshold(*before)
+    assert seen[:3] == [0, 0, 0] and 1 in seen
