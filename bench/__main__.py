@@ -31,6 +31,7 @@ from bench.client import RunResult, Target, cpu_seconds, one_stream, percentile,
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ROUNDS = 5
+SETTLE_S = 0.3  # after each round, before the next target's (see bench.client.run_streams)
 
 
 def free_port() -> int:
@@ -181,6 +182,10 @@ async def warm_up(client: ProviderClient, target: Target, quick: bool) -> None:
     await run_streams(client, target, 4, 50)
     if not quick:
         await run_streams(client, target, 1, 20000)
+        # Connections for the bursts (each target's own and the client's to it): the first
+        # round of a burst workload should not be the one that opens 200 of them.
+        for _ in range(2):
+            await run_streams(client, target, 200, 1)
         if target.gateway:
             # Every query creates a chat file. On this machine's ext4 the first thousands of
             # files in a fresh folder cost 40-160 us each to create, later ones ~11 us
@@ -212,7 +217,8 @@ async def compare(
     runs: dict[str, list[RunResult]] = {t.name: [] for t in targets}
     for _ in range(rounds):
         for target in targets:
-            runs[target.name].append(await run_streams(client, target, streams, deltas, gap_us))
+            result = await run_streams(client, target, streams, deltas, gap_us, SETTLE_S)
+            runs[target.name].append(result)
     out: dict[str, Any] = {"streams": streams, "deltas": deltas, "gap_us": gap_us}
     for name, results in runs.items():
         ttfds = [r.ttfd_p50_ms for r in results]
@@ -226,6 +232,11 @@ async def compare(
         out[name]["merged_all_rounds"] = sum(r.merged for r in results)
         out[name]["errors_all_rounds"] = [e for r in results for e in r.errors]
     relay, gw = out["relay"], out["gateway"]
+    # Round by round (each gateway round ran just after the same round's relay): the
+    # difference of first deltas, less moved by what the machine did between rounds.
+    gaps = [g - r for g, r in zip(gw["rounds_ttfd_p50_ms"], relay["rounds_ttfd_p50_ms"], strict=True)]
+    out["rounds_ttfd_gap_ms"] = [round(x, 2) for x in gaps]
+    out["ttfd_gap_median_of_rounds_ms"] = round(statistics.median(gaps), 2)
     out["added_latency_p50_us"] = round(gw["latency_p50_us"] - relay["latency_p50_us"], 1)
     out["added_latency_p99_us"] = round(gw["latency_p99_us"] - relay["latency_p99_us"], 1)
     relay_cpu = relay["cpu_us_per_delta"]

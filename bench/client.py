@@ -197,13 +197,26 @@ class RunResult:
 
 
 async def run_streams(
-    client: ProviderClient, target: Target, streams: int, deltas: int, gap_us: int = 0
+    client: ProviderClient,
+    target: Target,
+    streams: int,
+    deltas: int,
+    gap_us: int = 0,
+    settle_s: float = 0.0,
 ) -> RunResult:
+    """``streams`` streams at once; the target's CPU is read ``settle_s`` after the last ended.
+
+    What a target does after its streams ended (the gateway stores chats 100 ms after a
+    run's start and collects garbage once no run is live) is its own work: the settle time
+    counts it in its CPU, and keeps it out of the rounds of the target measured next.
+    """
     control = f"n={deltas} gap_us={gap_us}"
     cpu0 = cpu_seconds(target.pid)
     t0 = time.perf_counter()
     results = await asyncio.gather(*(one_stream(client, target, control) for _ in range(streams)))
     wall = time.perf_counter() - t0
+    if settle_s:
+        await asyncio.sleep(settle_s)
     cpu = cpu_seconds(target.pid) - cpu0
     delivered = sum(r.deltas for r in results)
     latencies = [v for r in results for v in r.latencies_us]
