@@ -121,6 +121,23 @@ class Proc:
                 await self.proc.wait()
 
 
+# Where the processes run (``pin_cpus``): the load (this client and the fake provider) on
+# one core, the target measured on the other, as a gateway has its own cores in a
+# deployment and its clients and providers are elsewhere. ``--no-pin`` leaves placement
+# to the kernel.
+PLACEMENT: dict[str, set[int]] = {}
+
+
+def pin_cpus(enabled: bool) -> None:
+    """Pin this process (the client) and what it spawns from now on; see ``PLACEMENT``."""
+    cpus = sorted(os.sched_getaffinity(0))
+    PLACEMENT.clear()
+    if enabled and len(cpus) >= 2:
+        load, target = {cpus[0]}, set(cpus[1:])
+        PLACEMENT.update({"client": load, "provider": load, "target": target})
+        os.sched_setaffinity(0, load)
+
+
 async def spawn(name: str, args: list[str], cwd: Path, wait_line: bool) -> Proc:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "MEMORY_", "SERVER_"))}
     env["PYTHONPATH"] = str(ROOT)
@@ -132,6 +149,9 @@ async def spawn(name: str, args: list[str], cwd: Path, wait_line: bool) -> Proc:
         stdout=asyncio.subprocess.PIPE if wait_line else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
+    cpus = PLACEMENT.get(name, PLACEMENT.get("target")) if PLACEMENT else None
+    if cpus is not None:
+        os.sched_setaffinity(proc.pid, cpus)  # before its threads start: they inherit it
     if wait_line:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
@@ -474,7 +494,8 @@ COMPARED = {
 SEQUENTIAL = "sequential_ttfd"  # 300 one-delta queries one at a time
 
 
-async def run(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
+async def run(quick: bool, only: list[str] | None = None, pin: bool = True) -> dict[str, Any]:
+    pin_cpus(pin)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     workspace = Path(tempfile.mkdtemp(prefix="agentgw-bench-"))
@@ -693,13 +714,16 @@ def main() -> int:
         help=f"comma-separated streaming workloads to run alone ({', '.join([SEQUENTIAL, *COMPARED])}); "
         "give --out too, or latest.json is replaced by the partial result",
     )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="leave process placement to the kernel (default: see PLACEMENT)"
+    )
     args = parser.parse_args()
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
     unknown = [k for k in only or [] if k not in COMPARED and k != SEQUENTIAL]
     if unknown:
         choices = ", ".join([SEQUENTIAL, *COMPARED])
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {choices}")
-    results = asyncio.run(run(args.quick, only))
+    results = asyncio.run(run(args.quick, only, not args.no_pin))
     command = "make bench" if not args.quick else "python -m bench --quick"
     report = {
         "command": f"python -m bench --only {args.only}" if only else command,
