@@ -6,6 +6,7 @@ Automatic collection is off in these tests, so what is collected is the collecto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import weakref
 from collections.abc import Iterator
@@ -36,6 +37,15 @@ async def freed(ref: weakref.ref[Node], limit_s: float = 1.0) -> bool:
     return ref() is None
 
 
+@contextlib.contextmanager
+def running(collector: IdleCollector) -> Iterator[IdleCollector]:
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
 @pytest.fixture
 def no_automatic_gc() -> Iterator[None]:
     gc.collect()
@@ -47,38 +57,26 @@ def no_automatic_gc() -> Iterator[None]:
 
 
 async def test_garbage_is_collected_when_nothing_is_busy(no_automatic_gc: None) -> None:
-    collector = IdleCollector(lambda: False, period_s=0.01, min_count=1)
     garbage = cycle()
-    collector.start()
-    try:
+    with running(IdleCollector(lambda: False, period_s=0.01, min_count=1)) as collector:
         assert await freed(garbage)
-    finally:
-        collector.stop()
     assert collector.collections >= 1
 
 
 async def test_nothing_is_collected_while_busy(no_automatic_gc: None) -> None:
     busy = True
-    collector = IdleCollector(lambda: busy, period_s=0.01, min_count=1)
     garbage = cycle()
-    collector.start()
-    try:
+    with running(IdleCollector(lambda: busy, period_s=0.01, min_count=1)) as collector:
         await asyncio.sleep(0.1)
         assert garbage() is not None and collector.collections == 0
         busy = False
         assert await freed(garbage)
-    finally:
-        collector.stop()
 
 
 async def test_few_new_objects_are_not_worth_a_collection(no_automatic_gc: None) -> None:
-    collector = IdleCollector(lambda: False, period_s=0.01, min_count=10_000_000)
     garbage = cycle()
-    collector.start()
-    try:
+    with running(IdleCollector(lambda: False, period_s=0.01, min_count=10_000_000)) as collector:
         await asyncio.sleep(0.1)
-    finally:
-        collector.stop()
     assert garbage() is not None and collector.collections == 0
     gc.collect()
 
@@ -95,17 +93,15 @@ async def test_the_generation_is_the_one_the_interpreter_would_pick(no_automatic
     before = gc.get_threshold()
     gc.set_threshold(before[0], 3, 1000)
     gc.callbacks.append(record)
-    collector = IdleCollector(lambda: False, period_s=0.005, min_count=1)
-    collector.start()
     try:
-        for _ in range(400):
-            keep = [cycle() for _ in range(5)]  # something new to collect on every tick
-            if 1 in seen:
-                break
-            await asyncio.sleep(0.005)
-        del keep
+        with running(IdleCollector(lambda: False, period_s=0.005, min_count=1)):
+            for _ in range(400):
+                keep = [cycle() for _ in range(5)]  # something new to collect on every tick
+                if 1 in seen:
+                    break
+                await asyncio.sleep(0.005)
+            del keep
     finally:
-        collector.stop()
         gc.callbacks.remove(record)
         gc.set_threshold(*before)
     assert seen[:3] == [0, 0, 0] and 1 in seen
