@@ -9,9 +9,9 @@ time, and a lot of it: one young collection inside a 200 x 200 burst took 21.4 m
 that burst's median first delta at 58.2 ms against 33-39 ms for the seven bursts without
 one (``gc.callbacks`` timed in the served gateway, eight bursts, 2026-12-01).
 
-So the collections the interpreter would make are made when no run is live
-(:class:`IdleCollector`: it looks every 100 ms), when there is little to scan and nobody to
-keep waiting. The automatic collection stays as the bound for a server that is never idle:
+So the collections the interpreter would make are made when no run is at work (live and
+not just waiting for a submit; :class:`IdleCollector` looks every 100 ms), when there is
+little to scan and nobody to keep waiting. The automatic collection stays as the bound for a server that is never idle:
 every 50,000 net container allocations, not 700 (a burst of 200 runs is ~33,000: it starts
 with an empty young generation and ends before a collection). Cyclic garbage waits for
 the next quiet moment, or at most those 50,000 allocations.
@@ -34,13 +34,14 @@ IDLE_MIN_COUNT = 1_000  # fewer new containers than this: nothing worth a collec
 
 def serve_gc(app: web.Application) -> None:
     """At startup (after the app's resources), :func:`tune` and start an
-    :class:`IdleCollector` that waits for no run to be live; it stops at cleanup."""
+    :class:`IdleCollector` that waits until no run is at work (a run waiting for a human's
+    submit is not); it stops at cleanup."""
     collectors: list[IdleCollector] = []
 
     async def start(app: web.Application) -> None:
         tune()
         runs = app[appkeys.RUNS]
-        collector = IdleCollector(lambda: runs.live > 0)
+        collector = IdleCollector(runs.working)
         collector.start()
         collectors.append(collector)
 

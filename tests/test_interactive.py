@@ -97,6 +97,8 @@ async def test_frontend_tool_pauses_until_submit(
         tool_id = start["toolId"]
         assert tool_id.startswith("t_") and len(tool_id) == 10 and end["toolId"] == tool_id
         run_id = start["runId"]
+        # A run waiting for a human is not at work: the served process may collect garbage.
+        assert not gw.app[appkeys.RUNS].working()
         # A submit for an unknown tool id changes nothing.
         code, body = await gw.post("/api/ap/submit", {"runId": run_id, "toolId": "t_00000000", "params": {}})
         assert code == 200 and body["data"]["status"] == "unmatched" and body["data"]["accepted"] is False

@@ -145,6 +145,7 @@ async def test_queued_run_sends_its_headers_before_it_starts(
         stream = iter_sse(first)
         chat_id = (await anext(stream))["chatId"]
         await asyncio.wait_for(reached.wait(), 5)
+        assert gw.app[appkeys.RUNS].working()  # streaming (its provider is mid-answer)
         body = {"agentKey": "one", "message": "two", "chatId": chat_id}
         second = await asyncio.wait_for(
             gw.session.post(gw.url("/api/ap/query"), json=body, params={"onBusy": "enqueue"}), 5
@@ -156,6 +157,7 @@ async def test_queued_run_sends_its_headers_before_it_starts(
         queued = parse_sse(await second.read())
         second.release()
     assert rest[-1]["type"] == "run.complete"
+    assert await gw.app[appkeys.RUNS].wait_idle(5) and not gw.app[appkeys.RUNS].working()
     assert queued[0]["type"] == "request.query" and queued[-1]["type"] == "run.complete"
     assert "".join(e["delta"] for e in queued if e["type"] == "content.delta") == "second"
 

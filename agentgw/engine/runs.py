@@ -96,7 +96,6 @@ class RunManager:
         self._chat_locks: dict[str, asyncio.Lock] = {}
         self._cancelled_early: dict[str, float] = {}  # cancels that arrived before their run
         self._reaper: asyncio.Task[None] | None = None
-        self.live = 0  # runs whose task has not ended
         self.interaction_log = InteractionLog.from_settings(settings)
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -133,6 +132,11 @@ class RunManager:
             return True
         _done, pending = await asyncio.wait(tasks, timeout=limit_s)
         return not pending
+
+    def working(self) -> bool:
+        """Whether a run is at work: live, and not only waiting for a submit (what the served
+        process's collector waits out, ``agentgw.gctune``)."""
+        return any(run.task is not None and run.state.waiting == 0 for run in self._chat_runs.values())
 
     def active_tasks(self) -> int:
         return sum(1 for r in self.runs.values() if r.task is not None and not r.task.done())
@@ -189,7 +193,6 @@ class RunManager:
         self.runs[run_id] = run
         self._chat_runs[chat_id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"agentgw-run-{run_id}")
-        self.live += 1
         return run
 
     def _chat_lock(self, chat_id: str) -> asyncio.Lock:
@@ -206,7 +209,6 @@ class RunManager:
             async with lock:
                 await self._execute_locked(run)
         finally:
-            self.live -= 1
             run.finished_at = time.monotonic()
             run.task = None  # this task is ending: a finished run keeps its frames, not its task
             state.release()
