@@ -11,10 +11,10 @@ one (``gc.callbacks`` timed in the served gateway, eight bursts, 2026-12-01).
 
 So the collections the interpreter would make are made when no run is at work (live and
 not just waiting for a submit; :class:`IdleCollector` looks every 100 ms), when there is
-little to scan and nobody to keep waiting. The automatic collection stays as the bound for a server that is never idle:
-every 50,000 net container allocations, not 700 (a burst of 200 runs is ~33,000: it starts
-with an empty young generation and ends before a collection). Cyclic garbage waits for
-the next quiet moment, or at most those 50,000 allocations.
+little to scan and nobody to keep waiting. The automatic collection stays as the bound
+for a server that is never idle: every 50,000 net container allocations, not 700 (a burst
+of 200 runs is ~33,000: it starts with an empty young generation and ends before a
+collection). Cyclic garbage waits for the next quiet moment, or at most those 50,000.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def serve_gc(app: web.Application) -> None:
 
 
 def tune() -> None:
+    """Freeze what startup built and raise the automatic young threshold."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, 20, 20)

@@ -554,14 +554,9 @@ class ProviderClient:
         """
         key, request = self._request(url, headers, body)
         for attempt in (1, 2):
-            conn, reused = self._take(key)
-            if conn is None:
-                conn = await self._connect(key, connect_timeout_s)
-            resp = Response(conn, reused=reused)
+            resp = await self._start(key, request, connect_timeout_s, wait_head=True)
             resp._early = stream_if
-            conn.response = resp
-            assert conn.transport is not None and resp._head_done is not None
-            conn.transport.write(request)
+            assert resp._head_done is not None
             try:
                 await resp._head_done
             except ClosedError:
@@ -569,7 +564,7 @@ class ProviderClient:
                     continue
                 raise
             except BaseException:
-                conn.close()
+                resp._conn.close()
                 raise
             return resp
         raise AssertionError("unreachable")
@@ -593,15 +588,9 @@ class ProviderClient:
         free. Set an idle timer: nothing here times out waiting for the head.
         """
         key, request = self._request(url, headers, body)
-        conn, reused = self._take(key)
-        if conn is None:
-            conn = await self._connect(key, connect_timeout_s)
-        resp = Response(conn, reused=reused, wait_head=False)
+        resp = await self._start(key, request, connect_timeout_s, wait_head=False)
         resp._early = on_head
         resp._on_fail = on_fail
-        conn.response = resp
-        assert conn.transport is not None
-        conn.transport.write(request)
         return resp
 
     def _request(
@@ -611,6 +600,20 @@ class ProviderClient:
             raise WireError("the provider client is closed")
         key, start = _origin(url)
         return key, _request_bytes(start, headers, body)
+
+    async def _start(
+        self, key: tuple[str, str, int], request: bytes, connect_timeout_s: float, *, wait_head: bool
+    ) -> Response:
+        """Write ``request`` on a pooled or new connection; its response's callbacks are the
+        caller's to set before it yields (nothing is read until then)."""
+        conn, reused = self._take(key)
+        if conn is None:
+            conn = await self._connect(key, connect_timeout_s)
+        resp = Response(conn, reused=reused, wait_head=wait_head)
+        conn.response = resp
+        assert conn.transport is not None
+        conn.transport.write(request)
+        return resp
 
     def _take(self, key: tuple[str, str, int]) -> tuple[_Connection | None, bool]:
         idle = self._idle.get(key)
