@@ -253,3 +253,42 @@ def test_delta_frames_are_the_bytes_of_their_events() -> None:
         assert validate_event(event) == []
     deltas = [decode(f)[0] for f in log.frames if b'.delta"' in f]
     assert [d["delta"] for d in deltas] == texts
+
+
+async def test_held_opening_goes_first_once() -> None:
+    """``defer_opening``: the opening is emitted right before the first other event, once,
+    and numbered first; with nothing else emitted, its timer lets it go."""
+    log = EventLog("r1")
+    calls: list[str] = []
+
+    def opening() -> None:
+        calls.append("opening")
+        log.emit("run.start", {"runId": "r1"})
+
+    log.defer_opening(opening, 30.0)
+    assert log.frames == []  # held
+    log.text_delta("content", "hi")
+    log.open()  # already out: nothing again
+    log.emit("run.complete", {"runId": "r1"})
+    events = [e for frame in log.frames for e in decode(frame)]
+    assert calls == ["opening"]
+    assert [e["type"] for e in events] == [
+        "run.start",
+        "content.start",
+        "content.delta",
+        "content.end",
+        "run.complete",
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+
+    timed = EventLog("r2")
+
+    def timed_opening() -> None:
+        timed.emit("run.start", {"runId": "r2"})
+
+    timed.defer_opening(timed_opening, 0.01)
+    for _ in range(100):
+        if timed.frames:
+            break
+        await asyncio.sleep(0.01)
+    assert [e["type"] for frame in timed.frames for e in decode(frame)] == ["run.start"]

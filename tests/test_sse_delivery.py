@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from agentgw import appkeys
-from agentgw.providers.scripted import Delay, Replay, ScriptedProvider, Signal, Text, WaitFor
+from agentgw.providers.scripted import Delay, HttpError, Replay, ScriptedProvider, Signal, Text, WaitFor
 from tests.conftest import GatewayFactory
 from tests.gateway import iter_sse, parse_sse
 
@@ -207,3 +207,63 @@ async def test_a_big_read_goes_out_in_slices(
     assert sum(per_send) == 300 and max(per_send) <= 64 and per_send.count(64) >= 4
     events = parse_sse(dechunk(body))
     assert_whole_stream(events, "".join(f"d{i} " for i in range(300)))
+
+
+async def test_opening_goes_out_while_the_provider_is_silent(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    """A run's opening waits for its provider's first answer, but not for long: with a
+    provider that has not said a word, the headers and the opening events are here, and
+    the chat is stored, before the provider answers at all."""
+    gw = await make_gateway({"one": ONESHOT})
+    release = asyncio.Event()
+    provider.enqueue([WaitFor(release), Text("late answer", chunks=2)])
+    async with gw.session.post(gw.url("/api/ap/query"), json={"agentKey": "one", "message": "hi"}) as resp:
+        assert resp.status == 200
+        stream = iter_sse(resp)
+        opening = [await asyncio.wait_for(anext(stream), 5) for _ in range(3)]
+        assert [e["type"] for e in opening] == ["request.query", "chat.start", "run.start"]
+        assert not release.is_set() and len(provider.requests) == 1  # the call went out first
+        status, chats = await gw.get("/api/ap/chats")
+        assert status == 200 and [c["chatId"] for c in chats["data"]] == [opening[0]["chatId"]]
+        release.set()
+        rest = [event async for event in stream]
+    events = opening + rest
+    assert_whole_stream(events, "late answer")
+    assert [e["type"] for e in rest][:2] == ["content.start", "content.delta"]
+
+
+async def test_opening_rides_with_the_first_delta(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    """A provider that answers at once: the headers, the opening events and the first delta
+    reach the client in one send (one HTTP chunk, right after the head)."""
+    gw = await make_gateway({"one": ONESHOT})
+    gw.app[appkeys.RUNS].opening_wait_s = 30.0  # only the first delta lets the opening go
+    provider.enqueue([Text("quick"), Delay(0.3), Text(" answer")])
+    head, body = await raw_query(gw.url("/api/ap/query"), {"agentKey": "one", "message": "hi"}, "1.1")
+    assert head.startswith(b"HTTP/1.1 200")
+    first = parse_sse(http_chunks(body)[0])
+    assert [e["type"] for e in first] == [
+        "request.query",
+        "chat.start",
+        "run.start",
+        "content.start",
+        "content.delta",
+    ]
+    assert_whole_stream(parse_sse(dechunk(body)), "quick answer")
+
+
+async def test_a_run_that_fails_before_a_word_still_opens_and_is_stored(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    """The held opening of a run whose provider fails at once goes out before its run.error,
+    and the chat holds the run's question and its end."""
+    gw = await make_gateway({"one": ONESHOT})
+    provider.enqueue([HttpError(500, "upstream broke")])
+    events = await gw.query({"agentKey": "one", "message": "hi"})
+    assert [e["type"] for e in events] == ["request.query", "chat.start", "run.start", "run.error"]
+    status, chat = await gw.get("/api/ap/chat", chatId=events[0]["chatId"])
+    assert status == 200
+    kinds = [e["type"] for e in chat["data"]["events"]]
+    assert kinds[0] == "request.query" and "run.error" in kinds

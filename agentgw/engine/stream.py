@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import orjson
@@ -136,6 +137,8 @@ class EventLog:
         "_loop",
         "_open_id",
         "_open_kind",
+        "_opening",
+        "_opening_timer",
         "_soon",
         "_ts",
         "closed",
@@ -165,6 +168,31 @@ class EventLog:
         self._delta_head = b""  # the open block's delta frame up to the delta's JSON
         self._counters = {"reasoning": 0, "content": 0}
         self._ts = 0
+        self._opening: Callable[[], None] | None = None  # see defer_opening
+        self._opening_timer: asyncio.TimerHandle | None = None
+
+    def defer_opening(self, opening: Callable[[], None], wait_s: float) -> None:
+        """Hold ``opening`` (it emits the run's first events) until the log is about to emit
+        anything else, :meth:`open` is called, or ``wait_s`` has passed, whichever is first.
+
+        A run's first events and the work that goes with them wait so for its provider's
+        answer: in a burst of queries, a run's first delta does not wait for the opening
+        work of every query that came after it.
+        """
+        assert self.seq == 0 and self._opening is None, "the opening is the first thing emitted"
+        self._opening = opening
+        self._opening_timer = asyncio.get_running_loop().call_later(wait_s, self.open)
+
+    def open(self) -> None:
+        """Emit the held opening now, if there is one (see :meth:`defer_opening`)."""
+        opening = self._opening
+        if opening is None:
+            return
+        self._opening = None
+        if self._opening_timer is not None:
+            self._opening_timer.cancel()
+            self._opening_timer = None
+        opening()
 
     def add_listener(self, listener: Listener) -> None:
         """Give ``listener`` every event from now on, synchronously."""
@@ -242,6 +270,8 @@ class EventLog:
         """Emit any non-delta event; closes an open reasoning/content block first."""
         if self.closed:
             return {}
+        if self._opening is not None:
+            self.open()
         if self._open_kind is not None:
             self.close_block()
         event: dict[str, Any] = {"seq": self.seq + 1, "type": type_, "timestamp": self._timestamp()}
@@ -267,6 +297,8 @@ class EventLog:
         """
         if self.closed or not delta:
             return
+        if self._opening is not None:
+            self.open()
         if self._open_kind != kind:
             self._open_block(kind)
         seq = self.seq + 1

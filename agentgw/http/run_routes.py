@@ -83,10 +83,12 @@ class ResponseSink:
 
     :meth:`write_nowait` puts one already-framed burst on the socket with a single
     ``transport.write`` (HTTP/1.1 chunk framing added here), so a caught-up follower costs
-    no task switch per event. It declines — and the follower's own task takes over with
-    :meth:`write`, which waits for the peer — before the headers are out, when the peer is
-    gone, and while the socket's send buffer is above its high-water mark. Bytes sent this
-    way are not counted in aiohttp's access-log body size.
+    no task switch per event; the first burst goes out with the response's headers, in the
+    same send. It declines — and the follower's own task takes over with :meth:`write`,
+    which waits for the peer — when the peer is gone, while the socket's send buffer is
+    above its high-water mark, and before the headers are out when they cannot be sent
+    from here (a compressing middleware, another aiohttp). Bytes sent this way are not
+    counted in aiohttp's access-log body size.
     """
 
     __slots__ = ("_chunked", "_high", "_open", "_request", "_resp", "_transport")
@@ -103,14 +105,23 @@ class ResponseSink:
 
     def write_nowait(self, data: bytes) -> bool:
         transport = self._transport
-        if (
-            not self._open
-            or transport is None
-            or transport.is_closing()
-            or transport.get_write_buffer_size() > self._high
-        ):
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size() > self._high:
             return False
+        if not self._open:
+            return self._open_with(data)
         transport.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        return True
+
+    def _open_with(self, data: bytes) -> bool:
+        """Send the prepared headers and ``data`` in one send, as aiohttp's own first write
+        does (its ``StreamWriter._send_headers_with_payload``); ``False`` where that is not
+        there or the headers are gone already."""
+        writer = self._request.writer
+        send = getattr(writer, "_send_headers_with_payload", None)
+        if send is None or self._resp.compression or not getattr(writer, "_headers_buf", None):
+            return False
+        send(data, False)
+        self._open = True
         return True
 
     async def write(self, data: bytes) -> None:

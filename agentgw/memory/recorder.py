@@ -147,6 +147,26 @@ class RunRecorder:
         (the run id, §5) and ``role`` are filled in as the live event has them. ``create``
         (the arguments of :meth:`ChatStore.create_chat` but the id) creates the chat first.
         """
+        line, message = self._query_line(query)
+        if create is None and not await self.store.exists(self.chat_id):
+            # The engine names a new chat (and its owner); without that, name it here.
+            create = {
+                "name": chat_name(message),
+                "agent_key": str(line["query"].get("agentKey") or ""),
+                "agent_name": "",
+            }
+        # Written soon, before anything else reads or writes the chat (ChatStore.start_run).
+        await self.store.start_run(self.chat_id, line, create)
+
+    def start_soon(self, query: dict[str, Any], *, create: dict[str, Any] | None) -> None:
+        """:meth:`start` for a caller that knows whether the chat exists (``create`` is
+        given for a new one) and a store that writes inline (``ChatStore.inline_writes``):
+        nothing to wait for. The engine's start (``agentgw.engine.runs``)."""
+        line, _message = self._query_line(query)
+        self.store.start_run_soon(self.chat_id, line, create)
+
+    def _query_line(self, query: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The run's ``query`` line, and its message (which opens the run's first step)."""
         stamp = now_ms()
         query = {**query, "chatId": self.chat_id}
         if not query.get("requestId"):
@@ -169,15 +189,7 @@ class RunRecorder:
             "updatedAt": stamp,
             "query": query,
         }
-        if create is None and not await self.store.exists(self.chat_id):
-            # The engine names a new chat (and its owner); without that, name it here.
-            create = {
-                "name": chat_name(message),
-                "agent_key": str(query.get("agentKey") or ""),
-                "agent_name": "",
-            }
-        # Written soon, before anything else reads or writes the chat (ChatStore.start_run).
-        await self.store.start_run(self.chat_id, line, create)
+        return line, message
 
     def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
         """A model turn begins: set the stage, system snapshot and task of what follows."""

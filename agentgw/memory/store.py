@@ -541,6 +541,14 @@ class ChatStore:
             else:
                 await self.append_lines(chat_id, [line], create=True)
             return
+        self.start_run_soon(chat_id, line, create)
+
+    def start_run_soon(self, chat_id: str, line: dict[str, Any], create: dict[str, Any] | None) -> None:
+        """:meth:`start_run` when writes are inline (``inline_writes``): nothing to wait for.
+
+        ``chat_id`` must be one ``parse_chat_id`` returned.
+        """
+        assert self.inline_writes, "start_run_soon needs memory.chat.inline-writes"
         write: Callable[[], object]
         if create is not None:
             write, _size = self._create_op(chat_id, create, line)
