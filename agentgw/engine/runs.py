@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from agentgw import ids
 from agentgw.catalog.types import Agent
 from agentgw.engine.modes import ModeRunner, run_oneshot, run_react
-from agentgw.engine.state import RunState
+from agentgw.engine.state import RunDeadline, RunState
 from agentgw.engine.stream import EventLog
 from agentgw.errors import ProviderError, RequestError, RunAborted
 from agentgw.memory.recorder import RunRecorder
@@ -299,22 +299,20 @@ class RunManager:
         try:
             await self._begin(state, payload)
             runner = _mode_runner(state.agent)
-            async with asyncio.timeout(state.agent.budget.run_timeout_ms / 1000) as tm:
-                state.timeout = tm
-                try:
-                    finish = await runner(state)
-                except TimeoutError:
-                    if tm.expired():
-                        raise RunAborted(
-                            "run_timeout",
-                            f"run exceeded budget.runTimeoutMs={state.agent.budget.run_timeout_ms}",
-                        ) from None
-                    raise
+            task = asyncio.current_task()
+            assert task is not None
+            state.timeout = RunDeadline(task, state.agent.budget.run_timeout_ms / 1000)
+            finish = await runner(state)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            end = ("run.cancel", {"runId": state.run_id})
+            if state.timeout is not None and state.timeout.expired and not run.cancel_requested:
+                budget = state.agent.budget.run_timeout_ms
+                error = _error("run_timeout", f"run exceeded budget.runTimeoutMs={budget}")
+                end = ("run.error", {"runId": state.run_id, "error": error})
+            else:
+                end = ("run.cancel", {"runId": state.run_id})
         except (RunAborted, ProviderError) as exc:
             end = (
                 "run.error",
@@ -341,6 +339,8 @@ class RunManager:
                 {"runId": state.run_id, "finishReason": finish or "end_turn", "usage": state.usage.to_dict()},
             )
         finally:
+            if state.timeout is not None:
+                state.timeout.cancel()
             log.open()  # a run that ends before it emitted anything: its opening first
             if log.seq == 0:  # _begin failed: the query is announced all the same
                 log.emit("request.query", payload)

@@ -29,6 +29,47 @@ def short_id(prefix: str) -> str:
     return f"{prefix}{ids.token_hex(4)}"
 
 
+class RunDeadline:
+    """The run's timeout (``budget.runTimeoutMs``): cancels the run's task when it is due.
+
+    ``asyncio.timeout`` without the context manager (a timer and a flag, set up in a few
+    calls: this is on the way of every run to its model call). The run's task tells an
+    expired deadline's cancellation from others by :attr:`expired`. :meth:`when` and
+    :meth:`reschedule` are ``asyncio.Timeout``'s: a run waiting for a submit is not timed.
+    """
+
+    __slots__ = ("_handle", "_loop", "_task", "_when", "expired")
+
+    def __init__(self, task: asyncio.Task[Any], delay_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = task
+        self._when: float | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self.expired = False
+        self.reschedule(self._loop.time() + delay_s)
+
+    def when(self) -> float | None:
+        return self._when
+
+    def reschedule(self, when: float | None) -> None:
+        """Be due at loop time ``when``; ``None``: not at all (until rescheduled)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._when = when
+        if when is not None and not self.expired:
+            self._handle = self._loop.call_at(when, self._expire)
+
+    def cancel(self) -> None:
+        """The run is over: the timer goes (it would hold the run until it is due)."""
+        self.reschedule(None)
+
+    def _expire(self) -> None:
+        self._handle = None
+        self.expired = True
+        self._task.cancel("run timeout")
+
+
 @dataclass(slots=True)
 class PendingCall:
     """A frontend tool or an approval waiting for ``/api/ap/submit``."""
@@ -81,7 +122,7 @@ class RunState:
     usage: UsageTotals = field(default_factory=UsageTotals)
     tool_calls: int = 0
     model_calls: int = 0
-    timeout: asyncio.Timeout | None = None
+    timeout: RunDeadline | None = None
     recorder: RunRecorder | None = None
     interaction_log: InteractionLog | None = None
     plan: dict[str, Any] | None = None  # {"planId", "tasks": [...]}, the chat's plan
