@@ -267,3 +267,31 @@ async def test_a_run_that_fails_before_a_word_still_opens_and_is_stored(
     assert status == 200
     kinds = [e["type"] for e in chat["data"]["events"]]
     assert kinds[0] == "request.query" and "run.error" in kinds
+
+
+async def test_held_openings_of_several_silent_runs_all_go_out(
+    make_gateway: GatewayFactory, provider: ScriptedProvider
+) -> None:
+    """One timer serves every held opening: three runs whose provider says nothing yet each
+    get their opening, in their own stream."""
+    gw = await make_gateway({"one": ONESHOT})
+    release = asyncio.Event()
+    for i in range(3):
+        provider.enqueue([WaitFor(release), Text(f"answer {i}")])
+    responses = [
+        await gw.session.post(gw.url("/api/ap/query"), json={"agentKey": "one", "message": f"q{i}"})
+        for i in range(3)
+    ]
+    try:
+        streams = [iter_sse(resp) for resp in responses]
+        for stream in streams:
+            opening = [await asyncio.wait_for(anext(stream), 5) for _ in range(3)]
+            assert [e["type"] for e in opening] == ["request.query", "chat.start", "run.start"]
+        assert not release.is_set()
+        release.set()
+        for stream in streams:
+            rest = [event async for event in stream]
+            assert rest[-1]["type"] == "run.complete"
+    finally:
+        for resp in responses:
+            resp.release()

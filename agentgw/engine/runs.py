@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -105,6 +106,9 @@ class RunManager:
         self._cancelled_early: dict[str, float] = {}  # cancels that arrived before their run
         self._reaper: asyncio.Task[None] | None = None
         self.interaction_log = InteractionLog.from_settings(settings)
+        # Held openings, oldest first: (loop time due, log); one timer for all (see _begin).
+        self._openings: deque[tuple[float, EventLog]] = deque()
+        self._openings_timer: asyncio.TimerHandle | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -253,9 +257,38 @@ class RunManager:
         start = await self._prepare_memory(state, payload)
         state.messages.append({"role": payload["role"], "content": payload["message"]})
         state.query = {}  # taken over by the request event and the chat's query line
-        state.log.defer_opening(functools.partial(self._open, state, payload, start), self.opening_wait_s)
+        state.log.defer_opening(functools.partial(self._open, state, payload, start))
+        loop = asyncio.get_running_loop()
+        self._openings.append((loop.time() + self.opening_wait_s, state.log))
+        if self._openings_timer is None:
+            self._openings_timer = loop.call_later(self.opening_wait_s, self._open_due)
+
+    def _open_due(self) -> None:
+        """The timer of the held openings: the ones due go out (most went with their first
+        delta already: ``open`` is a no-op for them); armed again for the next one."""
+        self._openings_timer = None
+        openings = self._openings
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while openings and openings[0][0] <= now:
+            _due, log = openings.popleft()
+            try:
+                log.open()
+            except Exception:  # one run's failure is not the others'
+                logger.exception("run %s: emitting its opening failed", log.run_id)
+        if openings:
+            # The next one, or a little later: due ones within a few ms share a tick.
+            self._openings_timer = loop.call_at(max(openings[0][0], now + 0.005), self._open_due)
 
     def _open(self, state: RunState, payload: dict[str, Any], start: Callable[[], None] | None) -> None:
+        """The run's opening (see :meth:`_begin`), and its run timeout from now on."""
+        if state.timeout is not None:
+            state.timeout.arm()
+        self._emit_opening(state, payload, start)
+
+    def _emit_opening(
+        self, state: RunState, payload: dict[str, Any], start: Callable[[], None] | None
+    ) -> None:
         """``request.query``, the chat memory's start, ``chat.start``, ``run.start``, the plan."""
         log = state.log
         log.emit("request.query", payload)
@@ -297,11 +330,12 @@ class RunManager:
         # finds the whole run in GET /api/ap/chat and its usage in GET /api/ap/chats.
         end: tuple[str, dict[str, Any]] | None = None
         try:
-            await self._begin(state, payload)
-            runner = _mode_runner(state.agent)
             task = asyncio.current_task()
             assert task is not None
+            # Counted from now; its timer is set with the opening (see _open).
             state.timeout = RunDeadline(task, state.agent.budget.run_timeout_ms / 1000)
+            await self._begin(state, payload)
+            runner = _mode_runner(state.agent)
             finish = await runner(state)
         except asyncio.CancelledError:
             task = asyncio.current_task()

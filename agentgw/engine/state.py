@@ -38,15 +38,22 @@ class RunDeadline:
     :meth:`reschedule` are ``asyncio.Timeout``'s: a run waiting for a submit is not timed.
     """
 
-    __slots__ = ("_handle", "_loop", "_task", "_when", "expired")
+    __slots__ = ("_armed", "_handle", "_loop", "_task", "_when", "expired")
 
     def __init__(self, task: asyncio.Task[Any], delay_s: float) -> None:
+        """Due ``delay_s`` from now; it acts once :meth:`arm`-ed."""
         self._loop = asyncio.get_running_loop()
         self._task = task
-        self._when: float | None = None
+        self._when: float | None = self._loop.time() + delay_s
         self._handle: asyncio.TimerHandle | None = None
+        self._armed = False
         self.expired = False
-        self.reschedule(self._loop.time() + delay_s)
+
+    def arm(self) -> None:
+        """Set the timer (at the time due, which may have passed: then at once)."""
+        if not self._armed:
+            self._armed = True
+            self.reschedule(self._when)
 
     def when(self) -> float | None:
         return self._when
@@ -57,7 +64,7 @@ class RunDeadline:
             self._handle.cancel()
             self._handle = None
         self._when = when
-        if when is not None and not self.expired:
+        if when is not None and self._armed and not self.expired:
             self._handle = self._loop.call_at(when, self._expire)
 
     def cancel(self) -> None:

@@ -138,7 +138,6 @@ class EventLog:
         "_open_id",
         "_open_kind",
         "_opening",
-        "_opening_timer",
         "_soon",
         "_ts",
         "closed",
@@ -169,11 +168,10 @@ class EventLog:
         self._counters = {"reasoning": 0, "content": 0}
         self._ts = 0
         self._opening: Callable[[], None] | None = None  # see defer_opening
-        self._opening_timer: asyncio.TimerHandle | None = None
 
-    def defer_opening(self, opening: Callable[[], None], wait_s: float) -> None:
+    def defer_opening(self, opening: Callable[[], None]) -> None:
         """Hold ``opening`` (it emits the run's first events) until the log is about to emit
-        anything else, :meth:`open` is called, or ``wait_s`` has passed, whichever is first.
+        anything else or :meth:`open` is called (the engine does after a while).
 
         A run's first events and the work that goes with them wait so for its provider's
         answer: in a burst of queries, a run's first delta does not wait for the opening
@@ -181,18 +179,13 @@ class EventLog:
         """
         assert self.seq == 0 and self._opening is None, "the opening is the first thing emitted"
         self._opening = opening
-        self._opening_timer = asyncio.get_running_loop().call_later(wait_s, self.open)
 
     def open(self) -> None:
         """Emit the held opening now, if there is one (see :meth:`defer_opening`)."""
         opening = self._opening
-        if opening is None:
-            return
-        self._opening = None
-        if self._opening_timer is not None:
-            self._opening_timer.cancel()
-            self._opening_timer = None
-        opening()
+        if opening is not None:
+            self._opening = None
+            opening()
 
     def add_listener(self, listener: Listener) -> None:
         """Give ``listener`` every event from now on, synchronously."""

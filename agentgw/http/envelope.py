@@ -24,9 +24,13 @@ async def read_json_object(request: web.Request, max_bytes: int = 1 << 20) -> di
     """Read a JSON object body or raise a RequestError that says what is wrong."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise RequestError(413, f"request body too large: {request.content_length} bytes (limit {max_bytes})")
-    # A body may come in several reads (a slow client, one bigger than a segment): read to
-    # its end. One that is in already costs one more call, which finds the end at once.
     content = request.content
+    if content.is_eof():  # all of it is in already (the common case): nothing to wait for
+        raw = content.read_nowait(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise RequestError(413, f"request body too large (limit {max_bytes} bytes)")
+        return _json_object(raw)
+    # The rest comes in more reads (a slow client, a body bigger than a segment): to its end.
     parts: list[bytes] = []
     size = 0
     while chunk := await content.read(max_bytes + 1 - size):
@@ -34,7 +38,10 @@ async def read_json_object(request: web.Request, max_bytes: int = 1 << 20) -> di
         size += len(chunk)
         if size > max_bytes:
             raise RequestError(413, f"request body too large (limit {max_bytes} bytes)")
-    raw = parts[0] if len(parts) == 1 else b"".join(parts)
+    return _json_object(parts[0] if len(parts) == 1 else b"".join(parts))
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise RequestError(400, "request body is empty; expected a JSON object")
     try:
