@@ -138,9 +138,21 @@ def pin_cpus(enabled: bool) -> None:
         os.sched_setaffinity(0, load)
 
 
-async def spawn(name: str, args: list[str], cwd: Path, wait_line: bool) -> Proc:
+# glibc's allocator, the same for every process of the bench: blocks up to 1 MiB come from
+# the heap and the heap is not given back below 64 MiB. By default a block over 128 KiB
+# (every 256 KiB socket read buffer of asyncio's transports) is an mmap and a munmap until
+# glibc has freed one such block whole and raised its threshold past it, which a process
+# may or may not have done after its warm-up: the aiohttp relay then costs 26 instead of
+# 16 us a delta at 200 x 200 (perf: a quarter of its time in mmap, munmap and page faults).
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "67108864"}
+
+
+async def spawn(name: str, args: list[str], cwd: Path, wait_line: bool, *, malloc_env: bool = True) -> Proc:
+    """Start a process of the bench (``malloc_env=False``: glibc's defaults, as deployed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "MEMORY_", "SERVER_"))}
     env["PYTHONPATH"] = str(ROOT)
+    if malloc_env:
+        env.update(MALLOC_ENV)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,
@@ -177,11 +189,12 @@ async def wait_ready(session: aiohttp.ClientSession, base: str, limit_s: float =
     raise RuntimeError(f"gateway at {base} not ready after {limit_s}s")
 
 
-async def start_gateway(session: aiohttp.ClientSession, cwd: Path) -> tuple[Proc, str, float]:
+async def start_gateway(
+    session: aiohttp.ClientSession, cwd: Path, *, malloc_env: bool = True
+) -> tuple[Proc, str, float]:
     port = free_port()
-    proc = await spawn(
-        "gateway", ["-m", "agentgw", "serve", "--port", str(port), "--host", "127.0.0.1"], cwd, False
-    )
+    args = ["-m", "agentgw", "serve", "--port", str(port), "--host", "127.0.0.1"]
+    proc = await spawn("gateway", args, cwd, False, malloc_env=malloc_env)
     base = f"http://127.0.0.1:{port}"
     ready_s = await wait_ready(session, base)
     return proc, base, ready_s
@@ -193,11 +206,9 @@ async def start_gateway(session: aiohttp.ClientSession, cwd: Path) -> tuple[Proc
 async def warm_up(client: ProviderClient, target: Target, quick: bool) -> None:
     """Bring a process to its steady state before anything is measured.
 
-    Besides the first-request work (imports, pools), glibc's allocator matters here: until
-    it has freed one large block it serves every 256 KiB socket read buffer with mmap and
-    munmap (its dynamic mmap threshold), which a fresh relay pays on every read (measured:
-    24 vs 13.5 us per delta at 200 x 200 / 5 ms). A long flat-out stream gets both
-    processes past that, so each comparison is between two processes that have settled.
+    The first-request work (imports, pools) and a long flat-out stream; glibc's allocator
+    is set for every process alike (``MALLOC_ENV``), so each comparison is between two
+    processes that have settled.
     """
     await run_streams(client, target, 4, 50)
     if not quick:
@@ -564,10 +575,11 @@ async def run(quick: bool, only: list[str] | None = None, pin: bool = True) -> d
                     "gateway": rss_mb(gateway.pid)[0],
                 }
                 await procs[1].stop()
-                procs[1] = await spawn("relay", relay_args, ROOT, True)
+                # Memory is measured with glibc's defaults, as a deployment runs.
+                procs[1] = await spawn("relay", relay_args, ROOT, True, malloc_env=False)
                 relay = Target("relay", relay.url, procs[1].pid, gateway=False)
                 await procs[2].stop()
-                gw_proc, gw_base, _ = await start_gateway(session, workspace)
+                gw_proc, gw_base, _ = await start_gateway(session, workspace, malloc_env=False)
                 procs[2] = gw_proc
                 gateway = Target("gateway", f"{gw_base}/api/ap/query", gw_proc.pid, gateway=True)
                 for target in (relay, gateway):  # first-request work (lazy imports, pools) out of the way
