@@ -106,8 +106,8 @@ class RunManager:
         self._cancelled_early: dict[str, float] = {}  # cancels that arrived before their run
         self._reaper: asyncio.Task[None] | None = None
         self.interaction_log = InteractionLog.from_settings(settings)
-        # Held openings, oldest first: (loop time due, log); one timer for all (see _begin).
-        self._openings: deque[tuple[float, EventLog]] = deque()
+        # Held openings, oldest first: (loop time due, run); one timer for all (see _begin).
+        self._openings: deque[tuple[float, RunState]] = deque()
         self._openings_timer: asyncio.TimerHandle | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -259,36 +259,31 @@ class RunManager:
         state.query = {}  # taken over by the request event and the chat's query line
         state.log.defer_opening(functools.partial(self._open, state, payload, start))
         loop = asyncio.get_running_loop()
-        self._openings.append((loop.time() + self.opening_wait_s, state.log))
+        self._openings.append((loop.time() + self.opening_wait_s, state))
         if self._openings_timer is None:
             self._openings_timer = loop.call_later(self.opening_wait_s, self._open_due)
 
     def _open_due(self) -> None:
         """The timer of the held openings: the ones due go out (most went with their first
-        delta already: ``open`` is a no-op for them); armed again for the next one."""
+        delta already: ``open`` is a no-op for them), and the runs' timeouts are set (a
+        run's first delta does not wait for that); armed again for the next one."""
         self._openings_timer = None
         openings = self._openings
         loop = asyncio.get_running_loop()
         now = loop.time()
         while openings and openings[0][0] <= now:
-            _due, log = openings.popleft()
+            _due, state = openings.popleft()
             try:
-                log.open()
+                state.log.open()
+                if state.timeout is not None:
+                    state.timeout.arm()
             except Exception:  # one run's failure is not the others'
-                logger.exception("run %s: emitting its opening failed", log.run_id)
+                logger.exception("run %s: emitting its opening failed", state.run_id)
         if openings:
             # The next one, or a little later: due ones within a few ms share a tick.
             self._openings_timer = loop.call_at(max(openings[0][0], now + 0.005), self._open_due)
 
     def _open(self, state: RunState, payload: dict[str, Any], start: Callable[[], None] | None) -> None:
-        """The run's opening (see :meth:`_begin`), and its run timeout from now on."""
-        if state.timeout is not None:
-            state.timeout.arm()
-        self._emit_opening(state, payload, start)
-
-    def _emit_opening(
-        self, state: RunState, payload: dict[str, Any], start: Callable[[], None] | None
-    ) -> None:
         """``request.query``, the chat memory's start, ``chat.start``, ``run.start``, the plan."""
         log = state.log
         log.emit("request.query", payload)
@@ -332,7 +327,7 @@ class RunManager:
         try:
             task = asyncio.current_task()
             assert task is not None
-            # Counted from now; its timer is set with the opening (see _open).
+            # Counted from now; its timer is set with the held openings' (see _open_due).
             state.timeout = RunDeadline(task, state.agent.budget.run_timeout_ms / 1000)
             await self._begin(state, payload)
             runner = _mode_runner(state.agent)

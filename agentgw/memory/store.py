@@ -549,11 +549,12 @@ class ChatStore:
         ``chat_id`` must be one ``parse_chat_id`` returned.
         """
         assert self.inline_writes, "start_run_soon needs memory.chat.inline-writes"
+        # The line is encoded, and the chat's record made (stamped now), when written.
         write: Callable[[], object]
         if create is not None:
-            write, _size = self._create_op(chat_id, create, line)
+            write = functools.partial(self._create_later, chat_id, create, line, now_ms())
         else:
-            write = functools.partial(self._append_sync, chat_id, self.codec.encode(line), True, False)
+            write = functools.partial(self._append_later, chat_id, line)
         self._settle(chat_id)
         when = time.monotonic()
         waiting = self._soon.pop(chat_id, None)
@@ -607,16 +608,23 @@ class ChatStore:
             self._settle(chat_id, holder=True)
             return await self._io(create, size=size)
 
+    def _create_later(self, chat_id: str, chat: dict[str, Any], line: dict[str, Any], stamp: int) -> None:
+        self._create_op(chat_id, chat, line, stamp)[0]()
+
+    def _append_later(self, chat_id: str, line: dict[str, Any]) -> None:
+        self._append_sync(chat_id, self.codec.encode(line), True, False)
+
     def _create_op(
-        self, chat_id: str, chat: dict[str, Any], first_line: dict[str, Any] | None
+        self, chat_id: str, chat: dict[str, Any], first_line: dict[str, Any] | None, stamp: int | None = None
     ) -> tuple[Callable[[], dict[str, Any]], int]:
         """:meth:`create_chat` (``chat``: its other arguments by name) as a function to call
-        now or later (its record is stamped now), and the bytes it writes to the chat file."""
+        now or later (its record is stamped ``stamp``, or now), and the bytes it writes to
+        the chat file."""
         name, agent_key, agent_name = chat["name"], chat["agent_key"], chat["agent_name"]
         owner = chat.get("owner")
         path = self._file(chat_id)
         data = self.codec.encode(first_line) if first_line is not None else b""
-        now = now_ms()
+        now = stamp if stamp is not None else now_ms()
 
         def change(current: dict[str, Any] | None) -> dict[str, Any]:
             if current is not None:
