@@ -32,6 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from agentgw.app import build_app
+    from agentgw.eventloop import GatewayLoop
     from agentgw.gctune import serve_gc
 
     settings = _settings_or_exit()
@@ -46,7 +47,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"agentgw: {exc}", file=sys.stderr)
         return 2
     serve_gc(app)
-    web.run_app(app, host=args.host or settings.server.host, port=settings.server.port, print=None)
+    web.run_app(
+        app,
+        host=args.host or settings.server.host,
+        port=settings.server.port,
+        print=None,
+        loop=GatewayLoop(),  # provider reads before the work waiting (agentgw.eventloop)
+    )
     return 0
 
 

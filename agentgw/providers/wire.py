@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from agentgw import __version__
+from agentgw import __version__, eventloop
 
 HEAD_LIMIT = 64 * 1024  # status line and headers
 KEEPALIVE_S = 15.0  # an idle pooled connection is closed after this long
@@ -448,9 +448,10 @@ class _Connection(asyncio.BufferedProtocol):
     """One connection. Reads go into the client's shared buffer (``READ_BUFFER`` bytes): a
     read is handed on before the loop does anything else, so one buffer serves every
     connection, and no read is bigger than it — a provider far ahead of us is taken in
-    pieces, with the loop's other work (other streams' deltas) between them."""
+    pieces, with the loop's other work (other streams' deltas) between them. On the served
+    gateway's loop its reads go before the callbacks already waiting (``agentgw.eventloop``)."""
 
-    __slots__ = ("client", "closed", "idle_since", "key", "loop", "response", "transport")
+    __slots__ = ("_fd", "client", "closed", "idle_since", "key", "loop", "response", "transport")
 
     def __init__(
         self, client: ProviderClient, key: tuple[str, str, int], loop: asyncio.AbstractEventLoop
@@ -462,10 +463,12 @@ class _Connection(asyncio.BufferedProtocol):
         self.response: Response | None = None
         self.closed = False
         self.idle_since = 0.0
+        self._fd = -1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self._fd = eventloop.mark_urgent(self.loop, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.client._read_view
@@ -489,6 +492,8 @@ class _Connection(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        eventloop.unmark_urgent(self.loop, self._fd)  # the socket closes after this returns
+        self._fd = -1
         self.closed = True
         resp = self.response
         if resp is not None:

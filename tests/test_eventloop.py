@@ -1,0 +1,96 @@
+"""The served gateway's loop (``agentgw.eventloop``): provider reads go before waiting work."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from aiohttp import web
+
+from agentgw.eventloop import GatewayLoop, mark_urgent
+from agentgw.providers.wire import ProviderClient
+
+
+def run(coro_fn) -> None:  # type: ignore[no-untyped-def]
+    loop = GatewayLoop()
+    try:
+        loop.run_until_complete(coro_fn(loop))
+    finally:
+        loop.close()
+
+
+def test_an_urgent_read_runs_before_the_callbacks_already_waiting() -> None:
+    async def main(loop: GatewayLoop) -> None:
+        urgent_r, urgent_w = socket.socketpair()
+        plain_r, plain_w = socket.socketpair()
+        order: list[str] = []
+        done = loop.create_future()
+
+        def reader(name: str, sock: socket.socket) -> None:
+            sock.recv(100)
+            order.append(name)
+            if len(order) == 3:
+                done.set_result(None)
+
+        loop.add_reader(urgent_r.fileno(), reader, "urgent", urgent_r)
+        loop.add_reader(plain_r.fileno(), reader, "plain", plain_r)
+        loop.mark_urgent(urgent_r.fileno())
+
+        def kick() -> None:
+            # Both sockets readable by the next select; a callback waiting before it.
+            plain_w.send(b"x")
+            urgent_w.send(b"x")
+            loop.call_soon(order.append, "waiting")
+
+        loop.call_soon(kick)
+        await asyncio.wait_for(done, 5)
+        assert order == ["urgent", "waiting", "plain"]
+        for fd in (urgent_r.fileno(), plain_r.fileno()):
+            loop.remove_reader(fd)
+        for s in (urgent_r, urgent_w, plain_r, plain_w):
+            s.close()
+
+    run(main)
+
+
+def test_provider_connections_are_urgent_while_open() -> None:
+    async def main(loop: GatewayLoop) -> None:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            await resp.write(b"data: one\n\n")
+            await resp.write_eof()
+            return resp
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        client = ProviderClient()
+        try:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            resp = await client.post(url, {"Content-Type": "application/json"}, b"{}", connect_timeout_s=5)
+            assert await resp.read(1000) == b"data: one\n\n"
+            resp.release()
+            conns = list(client._open)
+            assert len(conns) == 1 and loop._urgent == {conns[0]._fd}  # pooled, still urgent
+        finally:
+            await client.close()
+            await asyncio.sleep(0.05)  # the transport closes in a callback
+            await runner.cleanup()
+        assert loop._urgent == set()  # unmarked before its fd was closed
+
+    run(main)
+
+
+async def test_other_loops_have_no_urgent_sockets() -> None:
+    """Under another loop (the tests' own) nothing is marked, and nothing fails."""
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    transport, _protocol = await loop.connect_accepted_socket(asyncio.Protocol, a)
+    assert mark_urgent(loop, transport) == -1
+    transport.close()
+    b.close()
