@@ -150,6 +150,18 @@ async def stop_gateway(gw: Gateway) -> None:
     await gw.server.close()
 
 
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on an ephemeral loopback port (a tool's API, a bare provider); returns
+    the runner (``await runner.cleanup()`` when done) and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    return runner, server.sockets[0].getsockname()[1]
+
+
 def types_of(events: list[dict[str, Any]]) -> list[str]:
     return [e["type"] for e in events]
 

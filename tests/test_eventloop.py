@@ -9,6 +9,7 @@ from aiohttp import web
 
 from agentgw.eventloop import GatewayLoop, mark_urgent
 from agentgw.providers.wire import ProviderClient
+from tests.gateway import serve_app
 
 
 def run(coro_fn) -> None:  # type: ignore[no-untyped-def]
@@ -64,11 +65,7 @@ def test_provider_connections_are_urgent_while_open() -> None:
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", answer)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await serve_app(app)
         client = ProviderClient()
         try:
             url = f"http://127.0.0.1:{port}/v1/chat/completions"

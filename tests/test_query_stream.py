@@ -35,7 +35,7 @@ from agentgw.providers.scripted import (
     WaitFor,
 )
 from tests.conftest import GatewayFactory
-from tests.gateway import parse_sse, types_of
+from tests.gateway import parse_sse, serve_app, types_of
 
 REACT = {
     "name": "React test",
@@ -211,11 +211,7 @@ async def test_parallel_backend_calls_run_concurrently(
 
     app = web.Application()
     app.router.add_post("/tool", tool_api)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     try:
         (dirs["tools"] / "lookup.backend").write_text(
             orjson.dumps(
