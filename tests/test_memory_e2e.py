@@ -422,3 +422,29 @@ async def test_trim_file_cuts_the_chat_to_its_window_after_each_run(
     lines = [orjson.loads(x) for x in (dirs["chats"] / f"{chat_id}.json").read_bytes().splitlines() if x]
     assert {line["runId"] for line in lines} == {events[-1]["runId"]}
     assert [line["query"]["message"] for line in lines if line["_type"] == "query"] == ["question 2"]
+
+
+async def test_a_run_interrupted_while_its_opening_is_held(
+    make_gateway: GatewayFactory, provider: ScriptedProvider, dirs: dict[str, Path]
+) -> None:
+    """A run whose provider has not answered yet holds its opening (up to 50 ms); cancelled
+    then (a new query interrupts it), it still opens before its run.cancel, and the chat
+    stores its question and its end."""
+    gw = await make_gateway({"r": REACT})
+    gw.app[appkeys.RUNS].opening_wait_s = 30.0  # held until something else is emitted
+    chat_id = str(uuid.uuid4())
+    sent = asyncio.Event()
+    provider.enqueue([Signal(sent), Hang()])
+    provider.enqueue([Text("fresh")])
+    first = asyncio.create_task(gw.query({"agentKey": "r", "message": "first", "chatId": chat_id}))
+    await asyncio.wait_for(sent.wait(), 5)  # its model call is out, its opening held
+    second = await gw.query({"agentKey": "r", "message": "second", "chatId": chat_id}, onBusy="interrupt")
+    events = await first
+    assert [e["type"] for e in events] == ["request.query", "chat.start", "run.start", "run.cancel"]
+    assert second[-1]["type"] == "run.complete" and "chat.start" not in [e["type"] for e in second]
+    _, body = await gw.get("/api/ap/chat", chatId=chat_id)
+    history = body["data"]["events"]
+    queries = [e["message"] for e in history if e["type"] == "request.query"]
+    assert queries == ["first", "second"]
+    ends = [e["type"] for e in history if e["type"] in ("run.cancel", "run.complete")]
+    assert ends == ["run.cancel", "run.complete"]

@@ -201,7 +201,7 @@ class RunManager:
             interaction_log=self.interaction_log,
         )
         lock = self._chat_locks.get(chat_id)
-        run = Run(state, queued=lock is not None and lock.locked())
+        run = Run(state, queued=busy is not None or (lock is not None and lock.locked()))
         self.runs[run_id] = run
         self._chat_runs[chat_id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"agentgw-run-{run_id}")
@@ -325,6 +325,10 @@ class RunManager:
         # finds the whole run in GET /api/ap/chat and its usage in GET /api/ap/chats.
         end: tuple[str, dict[str, Any]] | None = None
         try:
+            if run.queued and state.new_chat and self.store is not None:
+                # A new chat's id taken by two queries at once: the run before this one
+                # made the chat (it is stored once that run opens), so this one continues it.
+                state.new_chat = not await self.store.exists(state.chat_id)
             task = asyncio.current_task()
             assert task is not None
             # Counted from now; its timer is set with the held openings' (see _open_due).
@@ -437,6 +441,10 @@ class RunManager:
 
     def get(self, run_id: str) -> Run | None:
         return self.runs.get(run_id)
+
+    def run_of_chat(self, chat_id: str) -> Run | None:
+        """The chat's live run (started, queued or ending), if any."""
+        return self._chat_runs.get(chat_id)
 
     def submit(self, run_id: str, tool_id: str, params: Any, principal: str | None) -> SubmitResult:
         """Deliver a frontend result or an approval; applied at most once (§4.6)."""

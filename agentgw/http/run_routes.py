@@ -209,10 +209,13 @@ async def _start_query(request: web.Request) -> Run:
         chat_id = parse_chat_id(query["chatId"])
         if await store.exists(chat_id):
             owner = await store.owner_of(chat_id)
-            if owner is not None and principal is not None and owner != principal:
-                raise RequestError(403, f"chat {chat_id} belongs to another user")
         else:
+            # Not stored yet, but perhaps being made: its first run stores it when it opens.
+            live = app[appkeys.RUNS].run_of_chat(chat_id)
+            owner = live.state.owner if live is not None else None
             new_chat = True
+        if owner is not None and principal is not None and owner != principal:
+            raise RequestError(403, f"chat {chat_id} belongs to another user")
     else:
         chat_id = ids.uuid4()
         new_chat = True
