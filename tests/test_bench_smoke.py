@@ -82,3 +82,25 @@ def test_burst_scale_reports_each_size() -> None:
     for line in lines:
         for name in ("relay", "relay_wire", "gateway", "gateway - relay"):
             assert f"{name} " in line, line
+
+
+def test_ab_compares_two_trees() -> None:
+    stdout = bench_tool(
+        "bench.ab",
+        str(REPO),
+        str(REPO),
+        "--rounds",
+        "2",
+        "--streams",
+        "5",
+        "--deltas",
+        "5",
+        "--gap-us",
+        "0",
+        "--quick",
+    )
+    lines = stdout.splitlines()
+    assert lines[0] == "5 streams x 5 deltas, 0 us apart; 2 rounds"
+    assert [line.split()[0] for line in lines[1:4]] == ["relay", "A", "B"]
+    assert lines[4].startswith("B - A round by round: median ")
+    assert [line.split()[0] for line in lines[5:]] == ["A", "B"]
