@@ -147,10 +147,13 @@ def pin_cpus(enabled: bool) -> None:
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "67108864"}
 
 
-async def spawn(name: str, args: list[str], cwd: Path, wait_line: bool, *, malloc_env: bool = True) -> Proc:
-    """Start a process of the bench (``malloc_env=False``: glibc's defaults, as deployed)."""
+async def spawn(
+    name: str, args: list[str], cwd: Path, wait_line: bool, *, malloc_env: bool = True, root: Path = ROOT
+) -> Proc:
+    """Start a process of the bench (``malloc_env=False``: glibc's defaults, as deployed;
+    ``root``: the source tree it runs from)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "MEMORY_", "SERVER_"))}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
     if malloc_env:
         env.update(MALLOC_ENV)
     proc = await asyncio.create_subprocess_exec(

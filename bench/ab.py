@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -28,8 +26,6 @@ import aiohttp
 
 from agentgw.providers.wire import ProviderClient
 from bench.__main__ import (
-    MALLOC_ENV,
-    PLACEMENT,
     ROOT,
     Proc,
     free_port,
@@ -47,21 +43,8 @@ SETTLE_S = 0.3
 
 async def _gateway(tree: Path, cwd: Path) -> tuple[Proc, int]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "MEMORY_", "SERVER_"))}
-    env["PYTHONPATH"] = str(tree)
-    env.update(MALLOC_ENV)
     args = ["-m", "agentgw", "serve", "--port", str(port), "--host", "127.0.0.1"]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    if PLACEMENT:
-        os.sched_setaffinity(proc.pid, PLACEMENT["target"])
-    return Proc(f"gateway {tree}", proc), port
+    return await spawn(f"gateway {tree}", args, cwd, False, root=tree), port
 
 
 async def run(

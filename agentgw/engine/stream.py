@@ -290,9 +290,10 @@ class EventLog:
         """
         if self.closed or not delta:
             return
-        if self._opening is not None:
-            self.open()
         if self._open_kind != kind:
+            # A held opening goes first; a block is open only after it did (not per delta).
+            if self._opening is not None:
+                self.open()
             self._open_block(kind)
         seq = self.seq + 1
         self.seq = seq
