@@ -7,7 +7,7 @@ import socket
 
 from aiohttp import web
 
-from agentgw.eventloop import GatewayLoop, mark_urgent
+from agentgw.eventloop import GatewayLoop, create_task_next, mark_urgent
 from agentgw.providers.wire import ProviderClient
 from tests.gateway import serve_app
 
@@ -91,3 +91,41 @@ async def test_other_loops_have_no_urgent_sockets() -> None:
     assert mark_urgent(loop, transport) == -1
     transport.close()
     b.close()
+
+
+def test_a_task_started_next_runs_before_the_callbacks_already_waiting() -> None:
+    async def main(loop: GatewayLoop) -> None:
+        order: list[str] = []
+
+        async def step() -> str:
+            order.append("task")
+            return "done"
+
+        def handler() -> None:
+            # As a query's handler does: work already waits, then the run is started.
+            loop.call_soon(order.append, "waiting")
+            task = create_task_next(step(), name="next")
+            order.append("handler")
+            tasks.append(task)
+
+        tasks: list[asyncio.Task[str]] = []
+        loop.call_soon(handler)
+        while len(order) < 3:
+            await asyncio.sleep(0)
+        assert await tasks[0] == "done"
+        assert order == ["handler", "task", "waiting"]
+        assert tasks[0].get_name() == "next"
+
+    run(main)
+
+
+async def test_a_task_started_next_on_another_loop_is_a_plain_task() -> None:
+    order: list[str] = []
+
+    async def step() -> None:
+        order.append("task")
+
+    asyncio.get_running_loop().call_soon(order.append, "waiting")
+    task = create_task_next(step())
+    await task
+    assert order == ["waiting", "task"]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentgw import ids
+from agentgw import eventloop, ids
 from agentgw.catalog.types import Agent
 from agentgw.engine.modes import ModeRunner, run_oneshot, run_react
 from agentgw.engine.state import RunDeadline, RunState
@@ -204,7 +204,8 @@ class RunManager:
         run = Run(state, queued=busy is not None or (lock is not None and lock.locked()))
         self.runs[run_id] = run
         self._chat_runs[chat_id] = run
-        run.task = asyncio.create_task(self._execute(run), name=f"agentgw-run-{run_id}")
+        # Its first step (up to the model call) runs right after this handler's (eventloop).
+        run.task = eventloop.create_task_next(self._execute(run), name=f"agentgw-run-{run_id}")
         return run
 
     def _chat_lock(self, chat_id: str) -> asyncio.Lock:
