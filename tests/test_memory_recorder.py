@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from agentgw.memory.history import compact_live_events, history_events
-from agentgw.memory.recorder import RunRecorder
+from agentgw.memory.recorder import HELD_EVENTS, RunRecorder
 from agentgw.memory.store import ChatStore, chat_name
 from agentgw.memory.window import build_context
 from agentgw.settings import Settings, load_settings
@@ -613,3 +613,38 @@ async def test_approval_decisions_are_recorded(store: ChatStore, settings: Setti
     history = history_events(await store.read_lines(chat_id))
     assert strip_ts(history) == strip_ts(compact_live_events(live.events))
     assert "tool.status" not in {e["type"] for e in history}
+
+
+async def test_text_deltas_past_the_held_batch_are_stored_in_order(store: ChatStore, settings: Settings) -> None:
+    """The engine's hot path (``on_text``) is taken in batches of ``HELD_EVENTS``: a block
+    longer than several batches, a tool call and a second stage between them, all in order."""
+    chat_id = await new_chat(store)
+    rec = RunRecorder(store, chat_id, "run1", settings)
+    live = LiveRun(rec, chat_id, "run1")
+    await live.begin("count", first=True)
+    rec.begin_stage("react", system_of("R"), None)
+    first = [f"{i}," for i in range(HELD_EVENTS * 2 + 7)]
+    live.emit("content.start", contentId="run1_c_1", runId="run1")
+    for delta in first:
+        rec.on_text("content", "run1_c_1", delta)
+    live.emit("content.end", contentId="run1_c_1")
+    live.tool_call("call_1", "mock_city_weather", '{"city":', '"Shanghai"}')
+    live.emit("tool.end", toolId="call_1")
+    live.emit("tool.result", toolId="call_1", result="sunny")
+    await rec.flush_step()
+    rec.begin_stage("react", system_of("R"), None)
+    second = [f"<{i}>" for i in range(HELD_EVENTS - 1)]
+    live.emit("content.start", contentId="run1_c_2", runId="run1")
+    for delta in second:
+        rec.on_text("content", "run1_c_2", delta)
+    live.emit("content.end", contentId="run1_c_2")
+    live.emit("run.complete", runId="run1", finishReason="end_turn")
+    await rec.finish("completed")
+    steps = [line for line in read_file_lines(store, chat_id) if line["_type"] == "step"]
+    messages = [m for step in steps for m in step["messages"]]
+    assert [m["role"] for m in messages] == ["user", "assistant", "assistant", "tool", "assistant"]
+    assert messages[1]["content"] == [{"type": "text", "text": "".join(first)}]
+    assert messages[2]["tool_calls"][0]["function"]["arguments"] == '{"city":"Shanghai"}'
+    assert messages[3]["content"] == [{"type": "text", "text": "sunny"}]
+    assert messages[4]["content"] == [{"type": "text", "text": "".join(second)}]
+    assert steps[-1]["_end"] == {"type": "run.complete", "finishReason": "end_turn"}

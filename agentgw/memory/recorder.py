@@ -1,10 +1,12 @@
 """Turn a run's live events into chat-file lines (SPEC §7, format V3.1).
 
 The engine feeds every emitted event to :meth:`RunRecorder.on_event` (text deltas to
-:meth:`RunRecorder.on_text`), synchronously, on the hot path: per-delta work is one dict
-lookup and one list append; texts are joined and lines written only in
-:meth:`RunRecorder.flush_step` (after each model turn's tool results) and
-:meth:`RunRecorder.finish`.
+:meth:`RunRecorder.on_text`), synchronously, on the hot path. They are only kept there (one
+list append) and taken in batches of up to ``HELD_EVENTS``, or before anything else the
+recorder is asked to do: a run's opening and first delta then go out without the work of
+turning them into messages (~14 us a run, in the provider's read callback that sends the
+first delta). Texts are joined and lines written only in :meth:`RunRecorder.flush_step`
+(after each model turn's tool results) and :meth:`RunRecorder.finish`.
 
 Message rules:
 
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 _TOOL_INFO_KEYS = ("toolType", "toolKey", "toolApi", "toolParams", "toolTimeout", "description")
 _STAGE_ALIASES = {"plain": "oneshot"}
 _TERMINAL = ("run.complete", "run.cancel", "run.error")
+HELD_EVENTS = 64  # events (and text deltas) kept before they are taken, at most
 
 
 def _ts(event: dict[str, Any]) -> int:
@@ -83,6 +86,7 @@ class RunRecorder:
         "_blocks",
         "_disabled",
         "_end",
+        "_held",
         "_msg_id",
         "_pending",
         "_plan",
@@ -136,6 +140,9 @@ class RunRecorder:
         self._plan_written: dict[str, Any] | None = None
         self._run_start: dict[str, Any] | None = None
         self._end: dict[str, Any] | None = None
+        # What on_event / on_text got and _take_held has not taken yet, in order: event
+        # dicts, and (kind, block id, text) for text deltas.
+        self._held: list[dict[str, Any] | tuple[str, str, str]] = []
 
     # ---- engine API -------------------------------------------------------------------
 
@@ -167,6 +174,7 @@ class RunRecorder:
 
     def _query_line(self, query: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """The run's ``query`` line, and its message (which opens the run's first step)."""
+        self._take_held()
         stamp = now_ms()
         query = {**query, "chatId": self.chat_id}
         if not query.get("requestId"):
@@ -193,6 +201,7 @@ class RunRecorder:
 
     def begin_stage(self, stage: str, system: dict[str, Any] | None, task_id: str | None = None) -> None:
         """A model turn begins: set the stage, system snapshot and task of what follows."""
+        self._take_held()
         stage = _STAGE_ALIASES.get(stage, stage)
         # Before the first turn only the user message is pending: it joins the first stage.
         changed = stage != self._stage or task_id != self._task_id
@@ -207,20 +216,44 @@ class RunRecorder:
 
     def set_plan(self, plan: dict[str, Any]) -> None:
         """The run's plan changed (same effect as seeing its ``plan.update`` event)."""
+        self._take_held()
         self._on_plan({"plan": plan})
 
     def add_user_message(self, text: str, ts: int | None = None) -> None:
         """Record a user message the engine adds itself (a PLAN_EXECUTE task prompt)."""
+        self._take_held()
         self._pending.append({"role": "user", "content": text_parts(text), "ts": ts or now_ms()})
 
     def on_event(self, event: dict[str, Any]) -> None:
-        """Take one emitted event. Cheap: no I/O, O(1) per delta."""
-        entry = _HANDLERS.get(event.get("type", ""))
-        if entry is not None:
-            entry[0](self, *entry[1], event)
+        """Take one emitted event: kept, and taken with the next batch (module notes)."""
+        held = self._held
+        held.append(event)
+        if len(held) >= HELD_EVENTS:
+            self._take_held()
 
     def on_text(self, kind: str, block_id: str, text: str) -> None:
         """Take one reasoning/content delta (the event log's hot path: no event dict)."""
+        held = self._held
+        held.append((kind, block_id, text))
+        if len(held) >= HELD_EVENTS:
+            self._take_held()
+
+    def _take_held(self) -> None:
+        """Turn the events kept by on_event / on_text into messages, in their order."""
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        for item in held:
+            if type(item) is tuple:
+                self._on_text(*item)
+            else:
+                assert isinstance(item, dict)
+                entry = _HANDLERS.get(item.get("type", ""))
+                if entry is not None:
+                    entry[0](self, *entry[1], item)
+
+    def _on_text(self, kind: str, block_id: str, text: str) -> None:
         block = self._blocks.get((kind, block_id))
         if block is None:  # a delta without its start (the engine does not do this)
             block = self._text_block({"timestamp": now_ms()}, kind, block_id)
@@ -233,6 +266,7 @@ class RunRecorder:
             await self._write(lines)
 
     def _take_steps(self) -> list[dict[str, Any]]:
+        self._take_held()
         if self._has_news():
             self._seal()
         lines = [self._step_line(step) for step in self._sealed]
@@ -252,6 +286,7 @@ class RunRecorder:
         :meth:`trim` (the engine trims after the terminal event: a rewrite of the file
         should not delay it).
         """
+        self._take_held()
         if fields is not None:
             self._on_terminal({**fields, "type": status})
         stamp = now_ms()
