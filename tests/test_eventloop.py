@@ -101,17 +101,22 @@ def test_a_task_started_next_runs_before_the_callbacks_already_waiting() -> None
             order.append("task")
             return "done"
 
+        waited = loop.create_future()
+
+        def waiting() -> None:
+            order.append("waiting")
+            waited.set_result(None)
+
         def handler() -> None:
             # As a query's handler does: work already waits, then the run is started.
-            loop.call_soon(order.append, "waiting")
+            loop.call_soon(waiting)
             task = create_task_next(step(), name="next")
             order.append("handler")
             tasks.append(task)
 
         tasks: list[asyncio.Task[str]] = []
         loop.call_soon(handler)
-        while len(order) < 3:
-            await asyncio.sleep(0)
+        await asyncio.wait_for(waited, 5)
         assert await tasks[0] == "done"
         assert order == ["handler", "task", "waiting"]
         assert tasks[0].get_name() == "next"

@@ -615,7 +615,9 @@ async def test_approval_decisions_are_recorded(store: ChatStore, settings: Setti
     assert "tool.status" not in {e["type"] for e in history}
 
 
-async def test_text_deltas_past_the_held_batch_are_stored_in_order(store: ChatStore, settings: Settings) -> None:
+async def test_text_deltas_past_the_held_batch_are_stored_in_order(
+    store: ChatStore, settings: Settings
+) -> None:
     """The engine's hot path (``on_text``) is taken in batches of ``HELD_EVENTS``: a block
     longer than several batches, a tool call and a second stage between them, all in order."""
     chat_id = await new_chat(store)
