@@ -13,9 +13,15 @@ provider, pinned, two runs of 12 rounds): first delta p50 29.8 → 28.3 and 28.5
 (per-round median differences −1.9 and −1.0 ms), the same CPU per delta.
 
 A query's handler starts its run with :func:`create_task_next`: the run's first step (it
-sends the model call) runs as soon as the handler's step returns, not at the end of the
-next iteration behind the steps of every query that came after it (−3.4 and −3.7 ms in two
-such A/B runs).
+sends the model call) runs a few callbacks later, with the runs the next handlers start,
+not at the end of the next iteration behind the steps of every query that came after it.
+Right after its handler it cost the CPU more than it saved the model call: a handler and a
+run taking turns each ran ~15-20 us slower than in a row of its kind (their code and data
+evicting each other from the core's caches; ``bench.loop_profile``, held bursts of 200: a
+request's CPU up to its first delta 202 us with runs a loop iteration later, 228 right
+after each handler, 213 and 205 in groups of 4 and 8). In groups of ``NEXT_GROUP`` (4):
+first delta p50 -3.4 and -3.7 ms for one run after each handler, and -1.4 ms more for the
+groups of 4 (``python -m bench.ab``, 200 x 200, runs of 12 and 30 rounds).
 
 A read callback of a provider connection only parses the bytes and emits the events they
 hold (it sets everything it needs before the request is sent), so running it earlier does
@@ -33,24 +39,36 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+NEXT_GROUP = 4  # first steps of create_task_next tasks run in groups of up to this many
+
 
 class GatewayLoop(asyncio.SelectorEventLoop):
     """A selector event loop that runs urgent sockets' read callbacks first, and the first
-    step of a task made by :meth:`create_task_next` right after the callback that made it."""
+    steps of tasks made by :meth:`create_task_next` a few callbacks after they were made."""
 
     def __init__(self) -> None:
         super().__init__()
         self._urgent: set[int] = set()
+        self._next: list[asyncio.Handle] = []  # first steps of the group being gathered
+        self._next_go = asyncio.Handle(self._run_next, (), self)
 
     def create_task_next(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
-        """A task whose first step runs right after the running callback, ahead of the
-        callbacks already waiting (see :func:`create_task_next`)."""
+        """A task whose first step runs after at most ``NEXT_GROUP - 1`` of the callbacks
+        already waiting, with the first steps of the tasks made so meanwhile, in the order
+        they were made, ahead of every other callback (see :func:`create_task_next`)."""
         ready: collections.deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
         before = len(ready)
         task = self.create_task(coro, name=name)
-        if len(ready) == before + 1:  # the task's first step, just scheduled: moved to the front
-            ready.appendleft(ready.pop())
+        if len(ready) == before + 1:  # the task's first step, just scheduled: taken out
+            group = self._next
+            group.append(ready.pop())
+            if len(group) == 1:  # the group's first: it starts after the next few callbacks
+                ready.insert(min(NEXT_GROUP - 1, len(ready)), self._next_go)
         return task
+
+    def _run_next(self) -> None:
+        group, self._next = self._next, []
+        self._ready.extendleft(reversed(group))  # type: ignore[attr-defined]
 
     def mark_urgent(self, fd: int) -> None:
         self._urgent.add(fd)
@@ -82,16 +100,14 @@ class GatewayLoop(asyncio.SelectorEventLoop):
 
 
 def create_task_next(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
-    """Start ``coro`` as a task whose first step runs as soon as the running callback returns.
+    """Start ``coro`` as a task whose first step runs a few callbacks from now.
 
     For a run started by a query's handler: its first step (up to sending the model call)
-    follows the handler's in the same loop iteration instead of waiting, at the end of the
-    next one, for the steps of every query that came after it. In a burst the model calls
-    still go out one iteration's worth at a time, only sooner. Measured (200 streams x 200
-    deltas starting at once, ``python -m bench.ab``, two runs of 10 and 12 rounds): first
-    delta p50 -3.4 and -3.7 ms (round by round, median), the same CPU per delta. Running
-    the handler's task eagerly after its read too was worse (+2.3 ms). On another loop
-    this is ``asyncio.create_task``.
+    runs after at most ``NEXT_GROUP - 1`` more callbacks (mostly the next queries'
+    handlers), with the runs those start, instead of waiting, at the end of the next loop
+    iteration, for the steps of every query that came after it (module notes). Running the
+    handler's own task eagerly after its read too was worse (+2.3 ms at 200 x 200). On
+    another loop this is ``asyncio.create_task``.
     """
     loop = asyncio.get_running_loop()
     if isinstance(loop, GatewayLoop):

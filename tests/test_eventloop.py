@@ -7,12 +7,12 @@ import socket
 
 from aiohttp import web
 
-from agentgw.eventloop import GatewayLoop, create_task_next, mark_urgent
+from agentgw.eventloop import NEXT_GROUP, GatewayLoop, create_task_next, mark_urgent
 from agentgw.providers.wire import ProviderClient
 from tests.gateway import serve_app
 
 
-def run(coro_fn) -> None:  # type: ignore[no-untyped-def]
+def run_loop(coro_fn) -> None:  # type: ignore[no-untyped-def]
     loop = GatewayLoop()
     try:
         loop.run_until_complete(coro_fn(loop))
@@ -51,7 +51,7 @@ def test_an_urgent_read_runs_before_the_callbacks_already_waiting() -> None:
         for s in (urgent_r, urgent_w, plain_r, plain_w):
             s.close()
 
-    run(main)
+    run_loop(main)
 
 
 def test_provider_connections_are_urgent_while_open() -> None:
@@ -80,7 +80,7 @@ def test_provider_connections_are_urgent_while_open() -> None:
             await runner.cleanup()
         assert loop._urgent == set()  # unmarked before its fd was closed
 
-    run(main)
+    run_loop(main)
 
 
 async def test_other_loops_have_no_urgent_sockets() -> None:
@@ -93,35 +93,41 @@ async def test_other_loops_have_no_urgent_sockets() -> None:
     b.close()
 
 
-def test_a_task_started_next_runs_before_the_callbacks_already_waiting() -> None:
+def test_tasks_started_next_run_in_a_group_ahead_of_the_callbacks_waiting() -> None:
+    """As queries' handlers start runs: each run's first step waits for at most
+    ``NEXT_GROUP - 1`` callbacks, then the group's runs go, in order, before the rest."""
+
     async def main(loop: GatewayLoop) -> None:
         order: list[str] = []
+        done = loop.create_future()
 
-        async def step() -> str:
-            order.append("task")
-            return "done"
+        async def run(i: int) -> None:
+            order.append(f"run{i}")
 
-        waited = loop.create_future()
+        def handler(i: int) -> None:
+            order.append(f"handler{i}")
+            create_task_next(run(i), name=f"run{i}")
 
-        def waiting() -> None:
-            order.append("waiting")
-            waited.set_result(None)
+        def other(i: int) -> None:
+            order.append(f"other{i}")
+            if i == 2:
+                done.set_result(None)
 
-        def handler() -> None:
-            # As a query's handler does: work already waits, then the run is started.
-            loop.call_soon(waiting)
-            task = create_task_next(step(), name="next")
-            order.append("handler")
-            tasks.append(task)
+        def burst() -> None:
+            for i in range(NEXT_GROUP + 2):
+                loop.call_soon(handler, i)
+            for i in range(3):
+                loop.call_soon(other, i)
 
-        tasks: list[asyncio.Task[str]] = []
-        loop.call_soon(handler)
-        await asyncio.wait_for(waited, 5)
-        assert await tasks[0] == "done"
-        assert order == ["handler", "task", "waiting"]
-        assert tasks[0].get_name() == "next"
+        loop.call_soon(burst)
+        await asyncio.wait_for(done, 5)
+        n = NEXT_GROUP
+        first = [f"handler{i}" for i in range(n)] + [f"run{i}" for i in range(n)]
+        second = [f"handler{i}" for i in range(n, n + 2)] + ["other0", "other1"]
+        # the second group's runs wait for NEXT_GROUP - 1 callbacks: two handlers, two others
+        assert order == [*first, *second, "run4", "run5", "other2"]
 
-    run(main)
+    run_loop(main)
 
 
 async def test_a_task_started_next_on_another_loop_is_a_plain_task() -> None:

@@ -204,7 +204,8 @@ class RunManager:
         run = Run(state, queued=busy is not None or (lock is not None and lock.locked()))
         self.runs[run_id] = run
         self._chat_runs[chat_id] = run
-        # Its first step (up to the model call) runs right after this handler's (eventloop).
+        # Its first step (up to the model call) runs a few callbacks from now, with the runs
+        # the next handlers start (agentgw.eventloop).
         run.task = eventloop.create_task_next(self._execute(run), name=f"agentgw-run-{run_id}")
         return run
 
