@@ -64,6 +64,15 @@ class _Block:
 
 
 @dataclass(slots=True)
+class _HeldText:
+    """Text deltas of one block in a row, kept by :meth:`RunRecorder.on_text`."""
+
+    kind: str
+    block_id: str
+    parts: list[str]
+
+
+@dataclass(slots=True)
 class _Step:
     stage: str
     task_id: str | None
@@ -87,6 +96,7 @@ class RunRecorder:
         "_disabled",
         "_end",
         "_held",
+        "_held_n",
         "_msg_id",
         "_pending",
         "_plan",
@@ -141,8 +151,9 @@ class RunRecorder:
         self._run_start: dict[str, Any] | None = None
         self._end: dict[str, Any] | None = None
         # What on_event / on_text got and _take_held has not taken yet, in order: event
-        # dicts, and (kind, block id, text) for text deltas.
-        self._held: list[dict[str, Any] | tuple[str, str, str]] = []
+        # dicts, and the text deltas of a block in a row; _held_n counts both.
+        self._held: list[dict[str, Any] | _HeldText] = []
+        self._held_n = 0
 
     # ---- engine API -------------------------------------------------------------------
 
@@ -226,16 +237,25 @@ class RunRecorder:
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Take one emitted event: kept, and taken with the next batch (module notes)."""
-        held = self._held
-        held.append(event)
-        if len(held) >= HELD_EVENTS:
+        self._held.append(event)
+        self._held_n += 1
+        if self._held_n >= HELD_EVENTS:
             self._take_held()
 
     def on_text(self, kind: str, block_id: str, text: str) -> None:
-        """Take one reasoning/content delta (the event log's hot path: no event dict)."""
+        """Take one reasoning/content delta (the event log's hot path: no event dict).
+
+        Kept with the deltas of its block that came right before it: a string added to a
+        list, no container per delta (the young generation's count stays as it was).
+        """
         held = self._held
-        held.append((kind, block_id, text))
-        if len(held) >= HELD_EVENTS:
+        last = held[-1] if held else None
+        if type(last) is _HeldText and last.block_id == block_id and last.kind == kind:
+            last.parts.append(text)
+        else:
+            held.append(_HeldText(kind, block_id, [text]))
+        self._held_n += 1
+        if self._held_n >= HELD_EVENTS:
             self._take_held()
 
     def _take_held(self) -> None:
@@ -244,20 +264,18 @@ class RunRecorder:
         if not held:
             return
         self._held = []
+        self._held_n = 0
         for item in held:
-            if type(item) is tuple:
-                self._on_text(*item)
+            if type(item) is _HeldText:
+                block = self._blocks.get((item.kind, item.block_id))
+                if block is None:  # deltas without their start (the engine does not do this)
+                    block = self._text_block({"timestamp": now_ms()}, item.kind, item.block_id)
+                block.parts.extend(item.parts)
             else:
                 assert isinstance(item, dict)
                 entry = _HANDLERS.get(item.get("type", ""))
                 if entry is not None:
                     entry[0](self, *entry[1], item)
-
-    def _on_text(self, kind: str, block_id: str, text: str) -> None:
-        block = self._blocks.get((kind, block_id))
-        if block is None:  # a delta without its start (the engine does not do this)
-            block = self._text_block({"timestamp": now_ms()}, kind, block_id)
-        block.parts.append(text)
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
