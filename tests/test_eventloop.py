@@ -7,7 +7,7 @@ import socket
 
 from aiohttp import web
 
-from agentgw.eventloop import NEXT_GROUP, GatewayLoop, create_task_next, mark_urgent
+from agentgw.eventloop import NEXT_GROUP, GatewayLoop, create_task_next, expect_head, head_in, mark_urgent
 from agentgw.providers.wire import ProviderClient
 from tests.gateway import serve_app
 
@@ -54,6 +54,43 @@ def test_an_urgent_read_runs_before_the_callbacks_already_waiting() -> None:
     run_loop(main)
 
 
+def test_a_read_awaiting_its_head_goes_before_the_streaming_ones() -> None:
+    async def main(loop: GatewayLoop) -> None:
+        pairs = {name: socket.socketpair() for name in ("streaming", "head", "plain")}
+        order: list[str] = []
+        done = loop.create_future()
+
+        def reader(name: str, sock: socket.socket) -> None:
+            sock.recv(100)
+            order.append(name)
+            if len(order) == 4:
+                done.set_result(None)
+
+        for name, (r, _w) in pairs.items():
+            loop.add_reader(r.fileno(), reader, name, r)
+        for name in ("streaming", "head"):
+            loop.mark_urgent(pairs[name][0].fileno())
+        expect_head(loop, pairs["head"][0].fileno())
+        expect_head(loop, pairs["plain"][0].fileno())  # not urgent: nothing changes for it
+
+        def kick() -> None:
+            for name in ("plain", "streaming", "head"):  # the head's socket readable last
+                pairs[name][1].send(b"x")
+            loop.call_soon(order.append, "waiting")
+
+        loop.call_soon(kick)
+        await asyncio.wait_for(done, 5)
+        assert order == ["head", "streaming", "waiting", "plain"]
+        head_in(loop, pairs["head"][0].fileno())
+        assert loop._heads == set()
+        for r, w in pairs.values():
+            loop.remove_reader(r.fileno())
+            r.close()
+            w.close()
+
+    run_loop(main)
+
+
 def test_provider_connections_are_urgent_while_open() -> None:
     async def main(loop: GatewayLoop) -> None:
         async def answer(request: web.Request) -> web.StreamResponse:
@@ -74,6 +111,7 @@ def test_provider_connections_are_urgent_while_open() -> None:
             resp.release()
             conns = list(client._open)
             assert len(conns) == 1 and loop._urgent == {conns[0]._fd}  # pooled, still urgent
+            assert loop._heads == set()  # its head came: its reads are a stream's now
         finally:
             await client.close()
             await asyncio.sleep(0.05)  # the transport closes in a callback

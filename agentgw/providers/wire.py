@@ -249,6 +249,7 @@ class Response:
             if not informational:
                 break
         self._head = b""
+        eventloop.head_in(self._conn.loop, self._conn._fd)
         self._on_fail = None
         if self._head_done is not None and not self._head_done.done():
             self._head_done.set_result(None)
@@ -618,6 +619,7 @@ class ProviderClient:
         conn.response = resp
         assert conn.transport is not None
         conn.transport.write(request)
+        eventloop.expect_head(conn.loop, conn._fd)  # its first read goes before the streams'
         return resp
 
     def _take(self, key: tuple[str, str, int]) -> tuple[_Connection | None, bool]:
