@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -20,6 +21,18 @@ def run_loop(coro_fn) -> None:  # type: ignore[no-untyped-def]
         loop.close()
 
 
+def _reader(order: list[str], done: asyncio.Future[None], count: int) -> Callable[[str, socket.socket], None]:
+    """A read callback that takes the byte, notes whose socket it was, and ends after ``count``."""
+
+    def reader(name: str, sock: socket.socket) -> None:
+        sock.recv(100)
+        order.append(name)
+        if len(order) == count:
+            done.set_result(None)
+
+    return reader
+
+
 def test_an_urgent_read_runs_before_the_callbacks_already_waiting() -> None:
     async def main(loop: GatewayLoop) -> None:
         urgent_r, urgent_w = socket.socketpair()
@@ -27,11 +40,7 @@ def test_an_urgent_read_runs_before_the_callbacks_already_waiting() -> None:
         order: list[str] = []
         done = loop.create_future()
 
-        def reader(name: str, sock: socket.socket) -> None:
-            sock.recv(100)
-            order.append(name)
-            if len(order) == 3:
-                done.set_result(None)
+        reader = _reader(order, done, 3)
 
         loop.add_reader(urgent_r.fileno(), reader, "urgent", urgent_r)
         loop.add_reader(plain_r.fileno(), reader, "plain", plain_r)
@@ -60,11 +69,7 @@ def test_a_read_awaiting_its_head_goes_before_the_streaming_ones() -> None:
         order: list[str] = []
         done = loop.create_future()
 
-        def reader(name: str, sock: socket.socket) -> None:
-            sock.recv(100)
-            order.append(name)
-            if len(order) == 4:
-                done.set_result(None)
+        reader = _reader(order, done, 4)
 
         for name, (r, _w) in pairs.items():
             loop.add_reader(r.fileno(), reader, name, r)
