@@ -30,7 +30,10 @@ from bench.client import RunResult, Target, cpu_seconds, one_stream, percentile,
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ROUNDS = 5
+# Rounds per streaming workload, the median reported. A 200 x 200 round's first delta moves
+# by several ms from round to round (the relay's and the gateway's alike); with five rounds
+# two runs of the same gateway differed by 5.3 ms (-2.3 and +3.0 against the relay).
+ROUNDS = 9
 SETTLE_S = 0.3  # after each round, before the next target's (see bench.client.run_streams)
 
 
@@ -240,7 +243,8 @@ async def compare(
     rounds: int,
     wire_relay: Target | None = None,
 ) -> dict[str, Any]:
-    """Alternate relay and gateway; report the median round of each by CPU per delta.
+    """Alternate relay and gateway (the order reversed every other round); report the
+    median round of each by CPU per delta.
 
     The time to first delta is the median over the rounds of each round's median; the
     added latency is the gateway's figure minus the relay's, from the reported rounds.
@@ -249,8 +253,8 @@ async def compare(
     """
     targets = (relay, gateway) if wire_relay is None else (relay, wire_relay, gateway)
     runs: dict[str, list[RunResult]] = {t.name: [] for t in targets}
-    for _ in range(rounds):
-        for target in targets:
+    for i in range(rounds):
+        for target in targets if i % 2 == 0 else targets[::-1]:
             result = await run_streams(client, target, streams, deltas, gap_us, SETTLE_S)
             runs[target.name].append(result)
     out: dict[str, Any] = {"streams": streams, "deltas": deltas, "gap_us": gap_us}
@@ -266,7 +270,7 @@ async def compare(
         out[name]["merged_all_rounds"] = sum(r.merged for r in results)
         out[name]["errors_all_rounds"] = [e for r in results for e in r.errors]
     relay, gw = out["relay"], out["gateway"]
-    # Round by round (each gateway round ran just after the same round's relay): the
+    # Round by round (each gateway round ran next to the same round's relay): the
     # difference of first deltas, less moved by what the machine did between rounds.
     gaps = [g - r for g, r in zip(gw["rounds_ttfd_p50_ms"], relay["rounds_ttfd_p50_ms"], strict=True)]
     out["rounds_ttfd_gap_ms"] = [round(x, 2) for x in gaps]
@@ -562,7 +566,7 @@ async def run(quick: bool, only: list[str] | None = None, pin: bool = True) -> d
                 results["react_5_tools"] = await react_run(client, gateway, 5)
             else:
                 results[SEQUENTIAL] = await sequential(client, relay, gateway, 300)
-                # Five rounds each, alternating: the median round is what is reported (the
+                # ROUNDS rounds each, alternating: the median round is what is reported (the
                 # machine is shared, and single rounds move by 5-10 %).
                 # The relay on the gateway's own provider client runs in the same rounds, as
                 # a second reference (the targets are against the aiohttp relay).

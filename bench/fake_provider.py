@@ -18,6 +18,8 @@ import time
 import orjson
 from aiohttp import web
 
+from agentgw.gctune import IdleCollector, tune
+
 _CONTROL = re.compile(r"(\w+)=([\d.]+)")
 _PREFIX = b'data: {"id":"bench","object":"chat.completion.chunk","model":"bench-model","choices":[{"index":0,"delta":{"content":"'
 _SUFFIX = b'|"},"finish_reason":null}]}\n\n'
@@ -86,7 +88,18 @@ def _tool_frames(body: dict[str, object], call_no: int) -> list[bytes]:
     return frames
 
 
+OPEN = [0]  # streams being served (the idle collector waits for none)
+
+
 async def chat(request: web.Request) -> web.StreamResponse:
+    OPEN[0] += 1
+    try:
+        return await _chat(request)
+    finally:
+        OPEN[0] -= 1
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     ctl = control(body)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -128,6 +141,10 @@ def main() -> None:
         runner = web.AppRunner(build_app(), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096).start()
+        # Collected as the relays and the served gateway are (agentgw.gctune): a full
+        # collection of the provider inside a burst held every target's first deltas alike.
+        tune()
+        IdleCollector(lambda: OPEN[0] > 0).start()
         print("ready", flush=True)
         await asyncio.Event().wait()
 
