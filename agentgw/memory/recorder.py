@@ -236,7 +236,11 @@ class RunRecorder:
         self._pending.append({"role": "user", "content": text_parts(text), "ts": ts or now_ms()})
 
     def on_event(self, event: dict[str, Any]) -> None:
-        """Take one emitted event: kept, and taken with the next batch (module notes)."""
+        """Take one emitted event: kept, and taken with the next batch (module notes).
+        One the chat does not store anything of (``request.query``, ``chat.start``, ...)
+        is not kept."""
+        if event.get("type", "") not in _HANDLERS:
+            return
         self._held.append(event)
         self._held_n += 1
         if self._held_n >= HELD_EVENTS:
