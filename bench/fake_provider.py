@@ -18,7 +18,7 @@ import time
 import orjson
 from aiohttp import web
 
-from agentgw.gctune import IdleCollector, tune
+from bench.idle import OpenStreams
 
 _CONTROL = re.compile(r"(\w+)=([\d.]+)")
 _PREFIX = b'data: {"id":"bench","object":"chat.completion.chunk","model":"bench-model","choices":[{"index":0,"delta":{"content":"'
@@ -88,18 +88,10 @@ def _tool_frames(body: dict[str, object], call_no: int) -> list[bytes]:
     return frames
 
 
-OPEN = [0]  # streams being served (the idle collector waits for none)
+OPEN = OpenStreams()  # streams being served (the idle collector waits for none)
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    OPEN[0] += 1
-    try:
-        return await _chat(request)
-    finally:
-        OPEN[0] -= 1
-
-
-async def _chat(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     ctl = control(body)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -127,8 +119,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
 
 def build_app() -> web.Application:
     app = web.Application(client_max_size=16 << 20)
-    app.router.add_post("/v1/chat/completions", chat)
-    app.router.add_post("/chat/completions", chat)
+    app.router.add_post("/v1/chat/completions", OPEN.counted(chat))
+    app.router.add_post("/chat/completions", OPEN.counted(chat))
     return app
 
 
@@ -143,8 +135,7 @@ def main() -> None:
         await web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096).start()
         # Collected as the relays and the served gateway are (agentgw.gctune): a full
         # collection of the provider inside a burst held every target's first deltas alike.
-        tune()
-        IdleCollector(lambda: OPEN[0] > 0).start()
+        OPEN.collect_when_idle()
         print("ready", flush=True)
         await asyncio.Event().wait()
 

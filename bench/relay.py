@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
-from agentgw.gctune import IdleCollector, tune
 from agentgw.providers.wire import ProviderClient
+from bench.idle import OpenStreams
 
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
 WIRE: web.AppKey[ProviderClient] = web.AppKey("wire", ProviderClient)
@@ -35,20 +34,7 @@ UPSTREAM: web.AppKey[str] = web.AppKey("upstream", str)
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache, no-transform"}
 
 
-OPEN = [0]  # streams being relayed (the idle collector waits for none)
-
-
-def _counted(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def counted(request: web.Request) -> web.StreamResponse:
-        OPEN[0] += 1
-        try:
-            return await handler(request)
-        finally:
-            OPEN[0] -= 1
-
-    return counted
+OPEN = OpenStreams()  # streams being relayed (the idle collector waits for none)
 
 
 async def relay(request: web.Request) -> web.StreamResponse:
@@ -117,13 +103,12 @@ def main() -> None:
     app = web.Application()
     app[UPSTREAM] = args.upstream
     app.cleanup_ctx.append(_session)
-    app.router.add_post("/relay", _counted(relay if args.client == "aiohttp" else relay_wire))
+    app.router.add_post("/relay", OPEN.counted(relay if args.client == "aiohttp" else relay_wire))
 
     async def serve() -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        tune()
-        IdleCollector(lambda: OPEN[0] > 0).start()
+        OPEN.collect_when_idle()
         await web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096).start()
         print("ready", flush=True)
         await asyncio.Event().wait()
