@@ -190,6 +190,7 @@ class RunResult:
     latency_p50_us: float
     latency_p99_us: float
     ttfd_p50_ms: float
+    ttfd_p99_ms: float
     wall_s: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -232,5 +233,6 @@ async def run_streams(
         latency_p50_us=percentile(latencies, 50),
         latency_p99_us=percentile(latencies, 99),
         ttfd_p50_ms=statistics.median(ttfds) if ttfds else float("nan"),
+        ttfd_p99_ms=percentile(ttfds, 99) if ttfds else float("nan"),
         wall_s=wall,
     )
