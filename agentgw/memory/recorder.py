@@ -277,9 +277,8 @@ class RunRecorder:
                 block.parts.extend(item.parts)
             else:
                 assert isinstance(item, dict)
-                entry = _HANDLERS.get(item.get("type", ""))
-                if entry is not None:
-                    entry[0](self, *entry[1], item)
+                handler, args = _HANDLERS[item["type"]]  # on_event kept only handled types
+                handler(self, *args, item)
 
     async def flush_step(self) -> None:
         """Write the step(s) gathered since the last flush; nothing when there is nothing new."""
